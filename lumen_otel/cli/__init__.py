@@ -1,0 +1,47 @@
+"""The ``lumen-otel`` command line: doctor, demo, trace, redact and collector helpers.
+
+Each sub-command lives in its own module exposing ``register(app)``; this module only
+assembles them, so the CLI's heavier dependencies (Typer, Rich) stay in the ``cli`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["main"]
+
+_COMMAND_MODULES = ("doctor", "demo", "trace", "redact", "collector")
+
+
+def build_app():  # type: ignore[no-untyped-def]  # typer is optional; typed in the sub-modules
+    try:
+        import typer
+    except ImportError:
+        raise ImportError("the lumen-otel CLI needs Typer and Rich: pip install 'lumen-otel[cli]'") from None
+
+    app = typer.Typer(
+        name="lumen-otel",
+        help="lumen-otel: OpenTelemetry logging, tracing and PHI redaction for Python services.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"lumen_otel.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"lumen_otel.cli.{name}":
+                continue  # that command has not been written yet
+            raise
+        module.register(app)
+    return app
+
+
+def main() -> None:
+    try:
+        app = build_app()
+    except ImportError as exc:
+        print(f"lumen-otel: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    app()

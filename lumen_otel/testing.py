@@ -1,0 +1,238 @@
+"""Test helpers for services that use lumen-otel (and for lumen-otel's own tests).
+
+- :class:`OTLPReceiver`: a real OTLP/HTTP (protobuf) receiver on a loopback port that decodes
+  what it is sent into plain dicts. It stands in for a collector in unit and integration
+  tests; it can be told to fail (status code, delay) to exercise retry and drop paths.
+- :func:`capture_logs`: a context manager that collects the records lumen-otel's pipeline
+  produces (after enrichment and redaction), as the JSON sinks would see them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["LogRecordView", "OTLPReceiver", "SpanView", "capture_logs"]
+
+
+@dataclass
+class LogRecordView:
+    """One OTLP log record, decoded."""
+
+    body: Any
+    severity_text: str
+    severity_number: int
+    trace_id: str | None
+    span_id: str | None
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    scope: str
+    time_unix_nano: int
+
+
+@dataclass
+class SpanView:
+    """One OTLP span, decoded."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    kind: int
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    status_code: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return bytes(value.bytes_value)
+    return getattr(value, kind)
+
+
+def _attrs(kvs: Any) -> dict[str, Any]:
+    return {kv.key: _any_value(kv.value) for kv in kvs}
+
+
+def _hex(raw: bytes) -> str | None:
+    return raw.hex() if raw and any(raw) else None
+
+
+class OTLPReceiver:
+    """A loopback OTLP/HTTP receiver that records logs, spans and metrics.
+
+    Example::
+
+        with OTLPReceiver() as receiver:
+            os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+            ...
+            receiver.wait_for(lambda r: len(r.logs) >= 1)
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.logs: list[LogRecordView] = []
+        self.spans: list[SpanView] = []
+        self.metrics: list[dict[str, Any]] = []
+        self.requests = 0
+        #: set to an HTTP status (e.g. 503) to refuse exports, or a delay in seconds to be slow
+        self.fail_status: int | None = None
+        self.delay: float = 0.0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                payload = self.rfile.read(length)
+                if self.headers.get("Content-Encoding") == "gzip":
+                    payload = gzip.decompress(payload)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                status = receiver.fail_status
+                if status is None:
+                    receiver._accept(self.path, payload)
+                    status = 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OTLPReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> OTLPReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for(self, predicate: Callable[[OTLPReceiver], bool], timeout: float = 10.0) -> bool:
+        """Poll until ``predicate(self)`` is true or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if predicate(self):
+                    return True
+            time.sleep(0.05)
+        with self._lock:
+            return predicate(self)
+
+    def _accept(self, path: str, payload: bytes) -> None:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        with self._lock:
+            self.requests += 1
+            if path.endswith("/v1/logs"):
+                logs_request = ExportLogsServiceRequest.FromString(payload)
+                for rl in logs_request.resource_logs:
+                    resource = _attrs(rl.resource.attributes)
+                    for sl in rl.scope_logs:
+                        for lr in sl.log_records:
+                            self.logs.append(LogRecordView(
+                                body=_any_value(lr.body), severity_text=lr.severity_text,
+                                severity_number=lr.severity_number, trace_id=_hex(lr.trace_id),
+                                span_id=_hex(lr.span_id), attributes=_attrs(lr.attributes),
+                                resource=resource, scope=sl.scope.name, time_unix_nano=lr.time_unix_nano,
+                            ))
+            elif path.endswith("/v1/traces"):
+                trace_request = ExportTraceServiceRequest.FromString(payload)
+                for rs in trace_request.resource_spans:
+                    resource = _attrs(rs.resource.attributes)
+                    for ss in rs.scope_spans:
+                        for sp in ss.spans:
+                            self.spans.append(SpanView(
+                                name=sp.name, trace_id=sp.trace_id.hex(), span_id=sp.span_id.hex(),
+                                parent_span_id=_hex(sp.parent_span_id), kind=sp.kind,
+                                attributes=_attrs(sp.attributes), resource=resource,
+                                status_code=sp.status.code,
+                                events=[{"name": e.name, "attributes": _attrs(e.attributes)} for e in sp.events],
+                            ))
+            elif path.endswith("/v1/metrics"):
+                metrics_request = ExportMetricsServiceRequest.FromString(payload)
+                for rm in metrics_request.resource_metrics:
+                    resource = _attrs(rm.resource.attributes)
+                    for sm in rm.scope_metrics:
+                        for metric in sm.metrics:
+                            kind = metric.WhichOneof("data")
+                            points = getattr(metric, kind).data_points if kind else []
+                            for point in points:
+                                value = getattr(point, "as_int", 0) or getattr(point, "as_double", 0.0)
+                                if kind == "histogram":
+                                    value = point.count
+                                self.metrics.append({
+                                    "name": metric.name, "kind": kind, "value": value,
+                                    "attributes": _attrs(point.attributes), "resource": resource,
+                                })
+
+    def metric_total(self, name: str, **attributes: Any) -> float:
+        """The latest cumulative value of ``name`` summed over series matching ``attributes``."""
+        with self._lock:
+            latest: dict[tuple[Any, ...], float] = {}
+            for point in self.metrics:
+                if point["name"] != name:
+                    continue
+                if any(point["attributes"].get(k) != v for k, v in attributes.items()):
+                    continue
+                key = (point["resource"].get("service.instance.id"), tuple(sorted(point["attributes"].items())))
+                latest[key] = point["value"]
+            return float(sum(latest.values()))
+
+
+@contextmanager
+def capture_logs() -> Iterator[list[dict[str, Any]]]:
+    """Collect the records lumen-otel's pipeline emits, as the JSON sinks would write them.
+
+    Needs :func:`lumen_otel.configure_logging` (or bootstrap) to have run. Records are
+    captured after enrichment and redaction, on the writer thread; the block flushes it
+    before returning.
+    """
+    from lumen_otel._logging.pipeline import current_pipeline
+
+    pipeline = current_pipeline()
+    if pipeline is None:
+        raise RuntimeError("capture_logs() needs lumen_otel.configure_logging() to have run first")
+    captured: list[dict[str, Any]] = []
+    pipeline.add_listener(captured.append)
+    try:
+        yield captured
+        pipeline.flush()
+    finally:
+        pipeline.remove_listener(captured.append)
