@@ -420,3 +420,25 @@ def parameter_names() -> list[str]:
 
 def settings_fields() -> list[str]:
     return [f.name for f in fields(Settings) if f.name not in ("sources", "warnings")]
+
+
+def markdown_table() -> str:
+    """The README's configuration table (``python -m lumen_otel._settings`` prints it)."""
+    lines = [
+        "| variable (first name wins) | meaning | accepted | default |",
+        "|---|---|---|---|",
+    ]
+    for param in PARAMETERS:
+        names = ", ".join(f"`{name}`" for name in param.env)
+        if param.default_doc is not None:
+            default = param.default_doc
+        elif isinstance(param.default, bool):
+            default = f"`{str(param.default).lower()}`"
+        else:
+            default = f"`{param.default}`"
+        lines.append(f"| {names} | {param.doc} | {param.accepted} | {default} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())  # noqa: T201

@@ -91,7 +91,7 @@ class OTLPReceiver:
         #: set to an HTTP status (e.g. 503) to refuse exports, or a delay in seconds to be slow
         self.fail_status: int | None = None
         self.delay: float = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):

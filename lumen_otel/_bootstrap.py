@@ -1,0 +1,419 @@
+"""Set-up: resource, providers, exporters, the logging pipeline, propagators, instrumentations.
+
+One code path, two doors: ``lumen_otel.bootstrap()`` / ``configure_logging()`` from code,
+and the ``lumen`` configurator under ``opentelemetry-instrument``. Every call after the
+first returns the same handle: nothing is ever installed twice.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.util.types import AttributeValue
+
+from lumen_otel._guard import internal_logger
+from lumen_otel._logging import pipeline as pipeline_module
+from lumen_otel._logging.enrich import Enricher
+from lumen_otel._logging.files import SharedRotatingFile
+from lumen_otel._logging.otlp import OtlpBridge, ResilientLogProcessor
+from lumen_otel._redaction import Redactor, set_default_redactor
+from lumen_otel._settings import Settings, load_settings
+from lumen_otel._version import __version__
+
+__all__ = ["TelemetryHandle", "bootstrap", "configure_logging"]
+
+_lock = threading.RLock()
+_handle: TelemetryHandle | None = None
+_PROCESS_INSTANCE_ID = str(uuid.uuid4())
+
+
+@dataclass
+class TelemetryHandle:
+    """What :func:`bootstrap` set up; flush or shut it down (``atexit`` does both)."""
+
+    settings: Settings
+    pipeline: pipeline_module.Pipeline
+    logger_provider: LoggerProvider | None = None
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    resource: Resource | None = None
+    full: bool = False
+    _shut_down: bool = field(default=False, repr=False)
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Write and export everything queued so far; False if ``timeout`` ran out."""
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        ok = self.pipeline.flush(timeout)
+        millis = int(timeout * 1000)
+        for provider in (self.logger_provider, self.tracer_provider, self.meter_provider):
+            if provider is not None:
+                ok = _within(timeout, lambda p=provider: p.force_flush(millis)) and ok
+        return ok
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush and stop; a hung collector cannot hold this beyond ``timeout`` seconds."""
+        global _handle  # noqa: PLW0603
+        with _lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+            if _handle is self:
+                _handle = None
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        self.pipeline.flush(timeout)
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            if provider is not None:
+                _within(timeout, provider.shutdown)
+        self.pipeline.close(timeout=1.0)
+
+
+def _within(timeout: float, fn: Callable[[], Any]) -> bool:
+    """Run ``fn`` on a helper thread and give up waiting after ``timeout`` seconds."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except Exception:  # noqa: BLE001 - shutdown must finish whatever an exporter does
+            internal_logger().debug("telemetry flush/shutdown step failed", exc_info=True)
+
+    worker = threading.Thread(target=run, name="lumen-shutdown", daemon=True)
+    worker.start()
+    worker.join(max(timeout, 0.0))
+    return bool(result and result[0] is not False) and not worker.is_alive()
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def build_resource(settings: Settings) -> Resource:
+    attributes: dict[str, AttributeValue] = {
+        "service.name": settings.service_name,
+        "service.version": settings.service_version,
+        "service.instance.id": _PROCESS_INSTANCE_ID,
+        "host.name": socket.gethostname(),
+        "deployment.environment.name": settings.env,
+        "telemetry.distro.name": "lumen-otel",
+        "telemetry.distro.version": __version__,
+    }
+    return Resource.create(attributes)
+
+
+def _refresh_instance_id_after_fork(resource: Resource) -> None:
+    """Each forked worker (gunicorn, uvicorn --workers) is its own ``service.instance.id``.
+
+    Every tracer, meter and logger holds the same Resource object, so replacing its
+    attributes in the child is the one change that reaches them all. (Resource is
+    immutable in the public API; this private write is pinned by the SDK range.)
+    """
+    from opentelemetry.attributes import BoundedAttributes
+
+    def refresh() -> None:
+        attrs = dict(resource.attributes)
+        attrs["service.instance.id"] = str(uuid.uuid4())
+        resource._attributes = BoundedAttributes(attributes=attrs)  # type: ignore[attr-defined]  # noqa: SLF001
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=refresh)
+
+
+def _signal_endpoint(settings: Settings, signal: str) -> str | None:
+    """The endpoint for one signal; ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` wins when set."""
+    if os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
+        return None  # the exporter reads the signal-specific variable itself
+    assert settings.otlp_endpoint is not None
+    if settings.otlp_protocol == "grpc":
+        return settings.otlp_endpoint
+    return f"{settings.otlp_endpoint}/v1/{signal}"
+
+
+def _grpc_insecure(settings: Settings) -> bool:
+    return bool(settings.otlp_endpoint and settings.otlp_endpoint.startswith("http://"))
+
+
+def _exporter(settings: Settings, signal: str) -> Any:
+    endpoint = _signal_endpoint(settings, signal)
+    if settings.otlp_protocol == "grpc":
+        if signal == "logs":
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
+
+            return GrpcLogs(endpoint=endpoint, insecure=_grpc_insecure(settings))
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+
+            return GrpcSpans(endpoint=endpoint, insecure=_grpc_insecure(settings))
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
+
+        return GrpcMetrics(endpoint=endpoint, insecure=_grpc_insecure(settings))
+    if signal == "logs":
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(endpoint=endpoint)
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(endpoint=endpoint)
+
+
+class _LogCounters:
+    """``lumen.log.records`` (by severity) and ``lumen.log.dropped`` (by reason)."""
+
+    def __init__(self) -> None:
+        meter = metrics.get_meter("lumen_otel", __version__)
+        self.records = meter.create_counter(
+            "lumen.log.records", unit="{record}", description="Log records written, by severity")
+        self.dropped = meter.create_counter(
+            "lumen.log.dropped", unit="{record}", description="Log records lost, by reason")
+
+    def count_records(self, levels: Counter[str]) -> None:
+        for level, count in levels.items():
+            self.records.add(count, {"severity": level})
+
+    def count_dropped(self, count: int, reason: str) -> None:
+        self.dropped.add(count, {"reason": reason})
+
+
+def _build_pipeline(settings: Settings, redactor: Redactor, logger_provider: LoggerProvider | None,
+                    counters: _LogCounters) -> pipeline_module.Pipeline:
+    log_file = None
+    if settings.log_dir is not None:
+        log_file = SharedRotatingFile(
+            settings.log_dir / f"{settings.service_name}.log",
+            settings.log_file_max_bytes, settings.log_file_backups,
+        )
+    return pipeline_module.Pipeline(
+        enricher=Enricher(settings.service_name, redactor),
+        console=sys.stderr if settings.console and settings.log_format == "text" else (
+            sys.stdout if settings.console else None),
+        console_json=settings.log_format == "json",
+        log_file=log_file,
+        otlp=OtlpBridge(logger_provider) if logger_provider is not None else None,
+        queue_size=settings.log_queue_size,
+        count_records=counters.count_records,
+        count_dropped=counters.count_dropped,
+    )
+
+
+def _build_redactor(settings: Settings) -> Redactor:
+    return Redactor(
+        key=settings.redaction_key,
+        extra_keys=settings.redaction_extra_keys,
+        extra_patterns=settings.redaction_extra_patterns,
+        defaults=settings.redaction,
+    )
+
+
+# ---------------------------------------------------------------- the two doors
+
+
+def configure_logging(service_name: str | None = None, **overrides: Any) -> TelemetryHandle:
+    """Install lumen-otel's logging on the root logger (the original Lumen Logger call).
+
+    Console (coloured text in dev, JSON in prod), the rotating JSON-lines file when
+    ``LUMEN_LOG_DIR`` is set, and OTLP logs when an endpoint is set. Idempotent.
+
+    Raises:
+        ConfigError: a setting is invalid (the message names the variable and the value).
+    """
+    return _setup(service_name, overrides, full=False, launcher=False)
+
+
+def bootstrap(service_name: str | None = None, **overrides: Any) -> TelemetryHandle:
+    """Set up logs, traces, metrics, propagators and the installed instrumentations.
+
+    Call it first thing at start-up (or let ``opentelemetry-instrument`` do it). Later
+    calls return the same handle. Example::
+
+        handle = lumen_otel.bootstrap(service_name="lumen_media")
+        ...
+        handle.shutdown()   # also runs at exit
+
+    Raises:
+        ConfigError: a setting is invalid (the message names the variable and the value).
+    """
+    return _setup(service_name, overrides, full=True, launcher=False)
+
+
+def _setup(service_name: str | None, overrides: dict[str, Any], *, full: bool, launcher: bool) -> TelemetryHandle:
+    global _handle  # noqa: PLW0603
+    with _lock:
+        if _handle is not None and (_handle.full or not full):
+            return _handle
+        settings = load_settings(service_name=service_name, **overrides)
+        for warning in settings.warnings:
+            internal_logger().warning("%s", warning)
+        if _handle is not None:  # configure_logging() earlier, bootstrap() now: upgrade in place
+            _handle = _upgrade(_handle, settings, launcher)
+            return _handle
+        _handle = _install(settings, full=full, launcher=launcher)
+        atexit.register(_handle.shutdown)
+        return _handle
+
+
+def _install(settings: Settings, *, full: bool, launcher: bool) -> TelemetryHandle:
+    resource = build_resource(settings)
+    _refresh_instance_id_after_fork(resource)
+    redactor = _build_redactor(settings)
+    set_default_redactor(redactor)
+    counters = _LogCounters()
+    logger_provider = _logger_provider(settings, resource, counters)
+    pipeline = _build_pipeline(settings, redactor, logger_provider, counters)
+    pipeline_module.install(pipeline, settings.log_level)
+    handle = TelemetryHandle(settings=settings, pipeline=pipeline, logger_provider=logger_provider,
+                             resource=resource)
+    if full:
+        _install_tracing_and_metrics(handle, redactor, launcher)
+    return handle
+
+
+def _upgrade(handle: TelemetryHandle, settings: Settings, launcher: bool) -> TelemetryHandle:
+    redactor = _build_redactor(settings)
+    _install_tracing_and_metrics(handle, redactor, launcher)
+    return handle
+
+
+def _logger_provider(settings: Settings, resource: Resource, counters: _LogCounters) -> LoggerProvider | None:
+    if settings.otlp_endpoint is None and not os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"):
+        return None
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    provider.add_log_record_processor(ResilientLogProcessor(
+        _exporter(settings, "logs"),
+        max_queue_size=settings.otlp_queue_size,
+        on_drop=counters.count_dropped,
+        shutdown_timeout=settings.shutdown_timeout,
+    ))
+    set_logger_provider(provider)
+    return provider
+
+
+def _install_tracing_and_metrics(handle: TelemetryHandle, redactor: Redactor, launcher: bool) -> None:
+    settings = handle.settings
+    resource = handle.resource or build_resource(settings)
+    exporting = settings.otlp_endpoint is not None
+
+    tracer_provider = TracerProvider(
+        resource=resource, shutdown_on_exit=False, **_tracing_options(),
+    )
+    if exporting and settings.traces:
+        tracer_provider.add_span_processor(BatchSpanProcessor(_redacting(_exporter(settings, "traces"), redactor)))
+    _set_global(trace.set_tracer_provider, trace.get_tracer_provider, tracer_provider, "TracerProvider")
+    handle.tracer_provider = tracer_provider
+
+    readers = []
+    if exporting and settings.metrics:
+        readers.append(PeriodicExportingMetricReader(_exporter(settings, "metrics")))
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+    _set_global(metrics.set_meter_provider, metrics.get_meter_provider, meter_provider, "MeterProvider")
+    handle.meter_provider = meter_provider
+
+    _install_propagators(settings)
+    if not launcher:
+        _instrument_installed_libraries()
+    handle.full = True
+
+
+def _set_global(setter: Callable[[Any], None], getter: Callable[[], Any], provider: Any, kind: str) -> None:
+    current = getter()
+    if type(current).__module__.startswith("opentelemetry.sdk"):
+        internal_logger().warning(
+            "a global %s was already set by someone else; lumen-otel's is not installed", kind)
+        return
+    setter(provider)
+
+
+def _tracing_options() -> dict[str, Any]:
+    """The UUIDv4-shaped id generator and the 56-bit ratio sampler (design §4)."""
+    options: dict[str, Any] = {}
+    try:
+        from lumen_otel._ids import UuidTraceIdGenerator
+
+        options["id_generator"] = UuidTraceIdGenerator()
+    except ImportError:  # pragma: no cover - until the correlation work lands
+        pass
+    try:
+        from lumen_otel._sampling import build_sampler
+
+        options["sampler"] = build_sampler(os.environ)
+    except ImportError:  # pragma: no cover
+        pass
+    return options
+
+
+def _redacting(exporter: Any, redactor: Redactor) -> Any:
+    try:
+        from lumen_otel._redaction.spans import RedactingSpanExporter
+    except ImportError:  # pragma: no cover - until the redaction work lands
+        return exporter
+    return RedactingSpanExporter(exporter, redactor)
+
+
+def _install_propagators(settings: Settings) -> None:
+    try:
+        from lumen_otel._propagator import install_propagators, install_response_propagator
+    except ImportError:  # pragma: no cover
+        return
+    install_propagators(settings.correlation_header)
+    install_response_propagator(settings.correlation_header)
+
+
+#: instrumentations bootstrap() enables from code (the launcher loads all installed ones)
+_INSTRUMENTORS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("opentelemetry.instrumentation.threading", "ThreadingInstrumentor", {}),
+    ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor", {"exclude_spans": ["receive", "send"]}),
+    ("opentelemetry.instrumentation.django", "DjangoInstrumentor", {}),
+    ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor", {}),
+)
+
+
+def _instrument_installed_libraries() -> None:
+    import importlib
+
+    for module_name, class_name, kwargs in _INSTRUMENTORS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue  # the framework's extra is not installed
+        instrumentor = getattr(module, class_name)()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            continue
+        try:
+            instrumentor.instrument(**kwargs)
+        except Exception:  # noqa: BLE001 - one broken instrumentation must not stop start-up
+            internal_logger().warning("could not enable %s", class_name, exc_info=True)
+
+
+def current_handle() -> TelemetryHandle | None:
+    return _handle
+
+
+def _reset_for_tests() -> None:
+    """Forget the handle so a test can configure again (globals the SDK keeps stay)."""
+    global _handle  # noqa: PLW0603
+    with _lock:
+        if _handle is not None:
+            _handle.shutdown(timeout=2.0)
+        _handle = None
+    logging.getLogger().handlers[:] = [
+        h for h in logging.getLogger().handlers if not isinstance(h, pipeline_module.RootHandler)
+    ]

@@ -1,0 +1,50 @@
+"""The ``opentelemetry-instrument`` door: defaults first, then the same bootstrap as code.
+
+``LumenDistro`` only sets defaults (``os.environ.setdefault``, as opentelemetry-distro
+does) and tunes instrumentations as the loader enables them; ``LumenConfigurator`` calls
+the code path ``lumen_otel.bootstrap()`` uses. A bad setting stops the service before it
+serves anything, with the message on stderr and exit status 2 — the launcher would
+otherwise log the error and start the service half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from opentelemetry.instrumentation.distro import BaseDistro
+
+from lumen_otel.exceptions import ConfigError
+
+__all__ = ["LumenConfigurator", "LumenDistro"]
+
+#: the FastAPI instrumentation's per-message ``http send``/``receive`` spans halve throughput
+_FASTAPI_KWARGS = {"exclude_spans": ["receive", "send"]}
+
+
+class LumenDistro(BaseDistro):  # type: ignore[misc]  # the launcher's base class is untyped
+    def _configure(self, **kwargs: Any) -> None:
+        # our pipeline exports logs; the logging instrumentation's own handler would double them
+        os.environ.setdefault("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", "false")
+
+    def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        if entry_point.name == "fastapi" and os.environ.get("LUMEN_FASTAPI_INTERNAL_SPANS", "").lower() != "true":
+            kwargs = {**_FASTAPI_KWARGS, **kwargs}
+        if entry_point.name == "logging":
+            kwargs = {"enable_log_auto_instrumentation": False, **kwargs}
+        super().load_instrumentor(entry_point, **kwargs)
+
+
+class LumenConfigurator:
+    """Entry point ``opentelemetry_configurator: lumen``."""
+
+    def configure(self, **kwargs: Any) -> None:
+        from lumen_otel._bootstrap import _setup
+
+        try:
+            _setup(None, {}, full=True, launcher=True)
+        except ConfigError as exc:
+            print(f"lumen-otel: configuration error: {exc}", file=sys.stderr, flush=True)
+            sys.stderr.flush()
+            os._exit(2)  # SystemExit would be swallowed or half-handled inside sitecustomize

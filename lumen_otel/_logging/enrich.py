@@ -1,0 +1,134 @@
+"""The one enrich-and-redact step every record goes through, on the caller's thread.
+
+It runs once per record (in the root handler, not in a filter per sink) and does only what
+must happen before the record leaves the caller: capture the context (correlation ID,
+trace and span IDs), format the message and the exception while their objects still
+have the state they had at the call, and remove PHI. Everything else (JSON encoding,
+writing, OTLP translation) happens on the writer thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import traceback
+from typing import Any
+
+from opentelemetry import trace
+
+from lumen_otel._correlation import get_correlation_id
+from lumen_otel._redaction import Redactor
+
+__all__ = ["RESERVED_ATTRS", "Enricher", "sanitize"]
+
+#: attributes every LogRecord has, plus the ones lumen-otel and the OTel logging
+#: instrumentation add: everything else on a record is the user's ``extra``.
+RESERVED_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName",
+    "service_name", "hostname", "correlation_id", "trace_id", "span_id", "trace_flags",
+    "lumen_extra", "lumen_exception", "lumen_internal",
+    "otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
+
+_MAX_DEPTH = 8
+_PRIMITIVES = (str, int, float, bool, type(None))
+
+
+def sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+    """Make an ``extra`` value JSON-safe now: dicts and lists kept, other objects as ``str``.
+
+    Converting on the caller's thread records the value as it was at the call, breaks
+    reference cycles and bounds nesting, so no sink ever drops or chokes on a value.
+    """
+    if isinstance(value, _PRIMITIVES):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "[nested too deep]"
+    if id(value) in seen:
+        return "[cycle]"
+    inner = seen | {id(value)}
+    if isinstance(value, dict):
+        return {str(k): sanitize(v, depth + 1, inner) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [sanitize(v, depth + 1, inner) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the record
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _safe_message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # noqa: BLE001 - bad %-args: keep what was logged instead of raising
+        try:
+            return f"{record.msg!s} (unformattable arguments: {record.args!r})"
+        except Exception:  # noqa: BLE001
+            return "<unformattable log message>"
+
+
+class Enricher:
+    """Adds service, host, correlation and trace fields; redacts message, extras and exception."""
+
+    __slots__ = ("hostname", "redactor", "service_name")
+
+    def __init__(self, service_name: str, redactor: Redactor) -> None:
+        self.service_name = service_name
+        self.hostname = socket.gethostname()
+        self.redactor = redactor
+
+    def __call__(self, record: logging.LogRecord) -> None:
+        if getattr(record, "lumen_extra", None) is not None:
+            return  # already enriched (a record handled twice must not be redacted twice)
+        record.service_name = self.service_name
+        record.hostname = self.hostname
+        record.correlation_id = get_correlation_id()
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            record.trace_id = format(span_context.trace_id, "032x")
+            record.span_id = format(span_context.span_id, "016x")
+            record.trace_flags = int(span_context.trace_flags)
+        else:
+            record.trace_id = record.span_id = None
+            record.trace_flags = 0
+
+        redact_text = self.redactor.redact_text
+        message = redact_text(_safe_message(record))
+        record.msg = message
+        record.args = None
+        record.message = message
+
+        extras = {k: v for k, v in record.__dict__.items() if k not in RESERVED_ATTRS}
+        if extras:
+            extras = self.redactor.redact_mapping(sanitize(extras))
+            record.__dict__.update(extras)  # other handlers on the record see redacted values too
+        record.lumen_extra = extras
+
+        record.lumen_exception = None
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, exc_value, tb = record.exc_info
+            try:
+                stack = "".join(traceback.format_exception(exc_type, exc_value, tb))
+            except Exception:  # noqa: BLE001
+                stack = f"{exc_type!r} (traceback unavailable)"
+            record.lumen_exception = {
+                "type": getattr(exc_type, "__qualname__", str(exc_type)),
+                "message": redact_text(_safe_str(exc_value)),
+                "stacktrace": redact_text(stack),
+            }
+            record.exc_text = record.lumen_exception["stacktrace"]
+            record.exc_info = None  # nobody downstream re-formats the unredacted exception
+        elif record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        return f"<unprintable {type(value).__name__}>"

@@ -1,0 +1,263 @@
+"""The OTLP half of the pipeline: stdlib record → OpenTelemetry log record → collector.
+
+Two pieces:
+
+- :class:`OtlpBridge` translates an enriched, redacted record into the OpenTelemetry Logs
+  API on the writer thread (never on the caller's).
+- :class:`ResilientLogProcessor` replaces the SDK's ``BatchLogRecordProcessor`` because
+  that one pops a batch before exporting it: while the collector is down every batch is
+  lost and only a log line says so. Here a batch leaves the queue only once the exporter
+  accepted it; while exports fail the queue holds what it can (bounded by
+  ``LUMEN_OTLP_QUEUE_SIZE``), delivery resumes when the collector returns, and every
+  record that could not be kept is counted in ``lumen.log.dropped``.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from lumen_otel._guard import internal_logger, internal_scope, mark_internal_thread, report_rate_limited
+from lumen_otel._logging.formatters import record_to_json
+
+__all__ = ["OtlpBridge", "ResilientLogProcessor"]
+
+DropCounter = Callable[[int, str], None]
+
+_SEVERITY = {
+    logging.DEBUG: (SeverityNumber.DEBUG, "DEBUG"),
+    logging.INFO: (SeverityNumber.INFO, "INFO"),
+    logging.WARNING: (SeverityNumber.WARN, "WARN"),
+    logging.ERROR: (SeverityNumber.ERROR, "ERROR"),
+    logging.CRITICAL: (SeverityNumber.FATAL, "FATAL"),
+}
+
+
+def _severity(levelno: int) -> tuple[SeverityNumber, str]:
+    found = _SEVERITY.get(levelno)
+    if found is not None:
+        return found
+    for level in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG):
+        if levelno >= level:
+            return _SEVERITY[level]
+    return SeverityNumber.TRACE, "TRACE"
+
+
+def _attribute_value(value: Any) -> Any:
+    """OTLP attributes take primitives: dicts and lists travel as JSON, objects as str."""
+    if isinstance(value, (str, bool, int, float)):
+        return value if not isinstance(value, int) or -(2**63) <= value < 2**63 else str(value)
+    if value is None:
+        return "null"
+    return record_to_json(value).decode("utf-8").rstrip("\n")
+
+
+class OtlpBridge:
+    """Translate enriched records and hand them to the SDK logger provider."""
+
+    __slots__ = ("_loggers", "_provider")
+
+    def __init__(self, provider: LoggerProvider) -> None:
+        self._provider = provider
+        self._loggers: dict[str, Any] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = self._loggers.get(record.name)
+        if logger is None:
+            logger = self._loggers[record.name] = self._provider.get_logger(record.name)
+        attributes: dict[str, Any] = {
+            "code.file.path": record.pathname,
+            "code.function.name": record.funcName,
+            "code.line.number": record.lineno,
+        }
+        correlation_id = getattr(record, "correlation_id", None)
+        if correlation_id is not None:
+            attributes["correlation_id"] = correlation_id
+        for key, value in (getattr(record, "lumen_extra", None) or {}).items():
+            attributes.setdefault(key, _attribute_value(value))
+        exception = getattr(record, "lumen_exception", None)
+        if exception is not None:
+            attributes["exception.type"] = exception["type"]
+            attributes["exception.message"] = exception["message"]
+            attributes["exception.stacktrace"] = exception["stacktrace"]
+        trace_id = getattr(record, "trace_id", None)
+        context: Context | None = None
+        if trace_id is not None:
+            span_context = SpanContext(
+                int(trace_id, 16), int(record.span_id, 16), is_remote=False,
+                trace_flags=TraceFlags(getattr(record, "trace_flags", 0)),
+            )
+            context = trace.set_span_in_context(NonRecordingSpan(span_context), Context())
+        severity_number, severity_text = _severity(record.levelno)
+        logger.emit(
+            timestamp=int(record.created * 1e9),
+            context=context or Context(),
+            severity_number=severity_number,
+            severity_text=severity_text,
+            body=record.msg if isinstance(record.msg, str) else str(record.msg),
+            attributes=attributes,
+        )
+
+
+class ResilientLogProcessor(LogRecordProcessor):
+    """Batching processor that keeps records while the collector is away (bounded)."""
+
+    def __init__(
+        self,
+        exporter: LogRecordExporter,
+        *,
+        max_queue_size: int,
+        on_drop: DropCounter,
+        max_batch_size: int = 512,
+        schedule_delay: float = 1.0,
+        max_backoff: float = 30.0,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        self._shutdown_timeout = shutdown_timeout
+        self._exporter = exporter
+        self._max_queue_size = max_queue_size
+        self._max_batch_size = min(max_batch_size, max_queue_size)
+        self._schedule_delay = schedule_delay
+        self._max_backoff = max_backoff
+        self._on_drop = on_drop
+        self._queue: collections.deque[ReadableLogRecord] = collections.deque()
+        self._lock = threading.Lock()  # guards the queue's length check + append
+        self._export_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._shutdown = False
+        self._failures = 0
+        self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    # -- threads ----------------------------------------------------------------------
+    def _start_worker(self) -> None:
+        self._pid = os.getpid()
+        self._worker = threading.Thread(target=self._run, name="lumen-otlp-logs", daemon=True)
+        self._worker.start()
+
+    def _after_fork(self) -> None:
+        # the parent's queued records are the parent's to send; the child starts clean
+        self._queue = collections.deque()
+        self._lock = threading.Lock()
+        self._export_lock = threading.Lock()
+        self._wake = threading.Event()
+        if not self._shutdown:
+            self._start_worker()
+
+    def _run(self) -> None:
+        mark_internal_thread()
+        while not self._shutdown:
+            self._wake.wait(self._backoff() or self._schedule_delay)
+            self._wake.clear()
+            if self._shutdown:
+                break
+            self._export_available(deadline=None)
+
+    def _backoff(self) -> float:
+        if not self._failures:
+            return 0.0
+        return float(min(self._max_backoff, 0.5 * 2 ** min(self._failures, 10)))
+
+    # -- processor API ----------------------------------------------------------------
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        readable = ReadableLogRecord(
+            log_record=log_record.log_record, resource=log_record.resource,
+            instrumentation_scope=log_record.instrumentation_scope, limits=log_record.limits,
+        )
+        if self._shutdown:
+            self._on_drop(1, "shutdown")
+            return
+        with self._lock:
+            if len(self._queue) >= self._max_queue_size:
+                full = True
+            else:
+                full = False
+                self._queue.append(readable)
+                size = len(self._queue)
+        if full:
+            self._on_drop(1, "otlp_queue_full")
+            report_rate_limited(
+                "otlp-queue-full",
+                "OTLP log queue full (%d records): the collector is slow or away; dropped records "
+                "are counted in lumen.log.dropped, the console and file keep every record",
+                self._max_queue_size,
+            )
+        elif size >= self._max_batch_size and not self._failures:
+            self._wake.set()
+
+    def _export_available(self, deadline: float | None) -> bool:
+        """Export queued batches; a batch leaves the queue only once accepted."""
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._export_lock.acquire(timeout=wait):
+            return False
+        try:
+            while self._queue:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                batch: Sequence[ReadableLogRecord] = list(itertools.islice(self._queue, self._max_batch_size))
+                try:
+                    with internal_scope():
+                        result = self._exporter.export(batch)
+                except Exception as exc:  # noqa: BLE001 - exporters must not kill the worker
+                    internal_logger().debug("OTLP log export raised: %r", exc)
+                    result = LogRecordExportResult.FAILURE
+                if result is LogRecordExportResult.SUCCESS:
+                    with self._lock:
+                        for _ in range(len(batch)):
+                            self._queue.popleft()
+                    if self._failures:
+                        report_rate_limited("otlp-recovered", "OTLP log export recovered; "
+                                            "sending the %d queued records", len(self._queue), level=logging.INFO)
+                    self._failures = 0
+                    continue
+                self._failures += 1
+                report_rate_limited(
+                    "otlp-export-failed",
+                    "OTLP log export failed (attempt %d); keeping up to %d records and retrying",
+                    self._failures, self._max_queue_size,
+                )
+                return False
+            return True
+        finally:
+            self._export_lock.release()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self._shutdown:
+            return False
+        return self._export_available(deadline=time.monotonic() + timeout_millis / 1000)
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:  # type: ignore[override]
+        if self._shutdown:
+            return
+        seconds = self._shutdown_timeout if timeout_millis is None else timeout_millis / 1000
+        deadline = time.monotonic() + seconds
+        self._shutdown = True
+        self._wake.set()
+        if self._pid == os.getpid():
+            self._worker.join(max(0.0, min(1.0, deadline - time.monotonic())))
+        if not self._failures:
+            self._export_available(deadline=deadline)
+        left = len(self._queue)
+        if left:
+            self._on_drop(left, "shutdown_timeout")
+            report_rate_limited("otlp-shutdown-left", "%d log records could not be exported before "
+                                "shutdown; counted in lumen.log.dropped", left)
+            self._queue.clear()
+        try:
+            self._exporter.shutdown()
+        except Exception:  # noqa: BLE001
+            internal_logger().debug("OTLP log exporter shutdown raised", exc_info=True)

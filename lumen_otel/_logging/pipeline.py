@@ -1,0 +1,321 @@
+"""The logging pipeline: one root handler, one queue, one writer thread, several sinks.
+
+    logger.info(...) ─► RootHandler.handle (caller's thread: enrich + redact, once)
+                     ─► queue ─► writer thread ─► console (text/JSON), file (JSON lines),
+                                                  OTLP bridge, test listeners
+
+No sink does disk or network I/O on the caller's thread, so an async service's event loop
+never waits on a disk or a collector. The queue is bounded: when the writer falls behind
+by ``LUMEN_LOG_QUEUE_SIZE`` records callers wait for it (briefly) rather than lose lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import queue
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import IO, Any
+
+from lumen_otel._guard import in_internal_scope, internal_logger, mark_internal_thread, report_rate_limited, strict
+from lumen_otel._logging.enrich import Enricher
+from lumen_otel._logging.files import SharedRotatingFile
+from lumen_otel._logging.formatters import ColorFormatter, record_to_dict, record_to_json, use_color
+from lumen_otel._logging.otlp import OtlpBridge
+
+__all__ = ["Pipeline", "RootHandler", "current_pipeline", "mark_internal_thread"]
+
+Listener = Callable[[dict[str, Any]], None]
+
+_FLUSH = object()
+_STOP = object()
+_BATCH = 2048
+_QUEUE_WAIT = 2.0  # seconds a caller may wait for room before a record is dropped (and counted)
+
+
+def _is_internal_record(record: logging.LogRecord) -> bool:
+    return in_internal_scope() or record.name.startswith(("opentelemetry", "lumen_otel.internal"))
+
+
+class RootHandler(logging.Handler):
+    """The handler lumen-otel installs on the root logger."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(level=logging.NOTSET)
+        self.pipeline = pipeline
+        self.set_name("lumen_otel")
+
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
+        # No handler lock: enrichment is thread-safe, and taking the lock would serialise
+        # every logging thread (and deadlock logging.shutdown() if the writer logs).
+        if not self.filter(record):
+            return False
+        try:
+            self.pipeline.submit(record)
+        except Exception:  # noqa: BLE001 - logging never raises into the application
+            if strict():
+                raise
+            report_rate_limited("handle-error", "lumen-otel dropped a log record", exc_info=True)  # type: ignore[arg-type]
+        return record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+    def flush(self) -> None:
+        self.pipeline.flush(timeout=5.0)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        enricher: Enricher,
+        console: IO[str] | None,
+        console_json: bool,
+        log_file: SharedRotatingFile | None,
+        otlp: OtlpBridge | None,
+        queue_size: int,
+        count_records: Callable[[Counter[str]], None] | None = None,
+        count_dropped: Callable[[int, str], None] | None = None,
+    ) -> None:
+        self.enricher = enricher
+        self.console = console
+        self.console_json = console_json
+        self.color_formatter = ColorFormatter(color=use_color(console)) if console and not console_json else None
+        self.log_file = log_file
+        self.otlp = otlp
+        self.queue_size = queue_size
+        self.count_records = count_records
+        self.count_dropped = count_dropped
+        self.listeners: list[Listener] = []
+        self.handler = RootHandler(self)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._start_thread()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    # -- threads ----------------------------------------------------------------------
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="lumen-log-writer", daemon=True)
+        self._thread.start()
+
+    def _after_fork(self) -> None:
+        # threads do not survive fork(): the child gets its own queue and writer
+        self._queue = queue.SimpleQueue()
+        if not self._closed:
+            self._start_thread()
+
+    # -- caller side --------------------------------------------------------------------
+    def submit(self, record: logging.LogRecord) -> None:
+        if self._closed:
+            return
+        record.lumen_internal = _is_internal_record(record)
+        self.enricher(record)
+        if self._queue.qsize() >= self.queue_size and threading.current_thread() is not self._thread:
+            deadline = time.monotonic() + _QUEUE_WAIT
+            while self._queue.qsize() >= self.queue_size:
+                if time.monotonic() >= deadline or self._closed:
+                    self._dropped(1, "local_queue_full")
+                    return
+                time.sleep(0.001)
+        self._queue.put(record)
+
+    def _dropped(self, count: int, reason: str) -> None:
+        if self.count_dropped is not None:
+            self.count_dropped(count, reason)
+        report_rate_limited(f"dropped-{reason}", "lumen-otel dropped %d log record(s): %s", count, reason)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far has been written; False on timeout."""
+        if self._closed or threading.current_thread() is self._thread or not self._thread.is_alive():
+            return False
+        done = threading.Event()
+        self._queue.put((_FLUSH, done))
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._closed:
+            return
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            done = threading.Event()
+            self._queue.put((_STOP, done))
+            done.wait(timeout)
+        self._closed = True
+        if self.log_file is not None:
+            self.log_file.close()
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    # -- writer thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        mark_internal_thread()
+        get = self._queue.get
+        get_nowait = self._queue.get_nowait
+        while True:
+            batch = [get()]
+            try:
+                while len(batch) < _BATCH:
+                    batch.append(get_nowait())
+            except queue.Empty:
+                pass
+            records: list[logging.LogRecord] = []
+            for item in batch:
+                if isinstance(item, tuple):
+                    self._write(records)
+                    records = []
+                    marker, event = item
+                    item[1].set()
+                    if marker is _STOP:
+                        return
+                else:
+                    records.append(item)
+            self._write(records)
+
+    def _write(self, records: list[logging.LogRecord]) -> None:
+        if not records:
+            return
+        try:
+            dicts = [record_to_dict(r) for r in records] if (self.console_json or self.log_file or self.listeners) else []
+            lines = b"".join(record_to_json(d) for d in dicts) if dicts else b""
+            if self.console is not None:
+                self._write_console(records, lines)
+            if self.log_file is not None:
+                self.log_file.write(lines)
+            for listener in list(self.listeners):
+                for data in dicts:
+                    listener(data)
+            if self.otlp is not None:
+                for record in records:
+                    if not record.lumen_internal:  # type: ignore[attr-defined]
+                        self.otlp.emit(record)
+            if self.count_records is not None:
+                self.count_records(Counter(r.levelname for r in records))
+        except Exception:  # noqa: BLE001 - the writer thread must survive anything
+            if strict():
+                raise
+            internal_logger().exception("lumen-otel log writer failed on a batch of %d records", len(records))
+
+    def _write_console(self, records: list[logging.LogRecord], lines: bytes) -> None:
+        stream = self.console
+        assert stream is not None
+        try:
+            if self.console_json:
+                buffer = getattr(stream, "buffer", None)
+                if buffer is not None:
+                    stream.flush()
+                    buffer.write(lines)
+                    buffer.flush()
+                else:
+                    stream.write(lines.decode("utf-8"))
+                    stream.flush()
+            else:
+                assert self.color_formatter is not None
+                stream.write("".join(self.color_formatter.format(r) + "\n" for r in records))
+                stream.flush()
+        except (OSError, ValueError) as exc:  # closed or broken pipe: the other sinks go on
+            report_rate_limited("console-error", "console log output failed: %s", exc)
+
+
+_current: Pipeline | None = None
+_ROUTED_LOGGERS = (
+    "uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn", "gunicorn.error", "gunicorn.access",
+    "django", "django.request", "django.server", "hypercorn.error", "hypercorn.access",
+)
+
+
+def current_pipeline() -> Pipeline | None:
+    return _current
+
+
+def install(pipeline: Pipeline, level: str) -> None:
+    """Make ``pipeline`` the root logger's only lumen-otel handler and route server loggers."""
+    global _current  # noqa: PLW0603 - the process has one pipeline
+    previous = _current
+    _current = pipeline
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, RootHandler) or _is_console_handler(handler):
+            root.removeHandler(handler)
+    root.addHandler(pipeline.handler)
+    root.setLevel(level)
+    route_server_loggers()
+    _patch_config_functions()
+    logging.captureWarnings(True)
+    if previous is not None and previous is not pipeline:
+        previous.close(timeout=2.0)
+
+
+def _is_console_handler(handler: logging.Handler) -> bool:
+    """A plain stream handler on stdout/stderr: would print every record a second time."""
+    return (
+        type(handler) in (logging.StreamHandler, logging.lastResort.__class__)
+        and getattr(handler, "stream", None) in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    ) or type(handler).__module__.startswith("opentelemetry.")
+
+
+def route_server_loggers() -> None:
+    """uvicorn, gunicorn and Django loggers go through the root pipeline, exactly once.
+
+    They often have their own console handlers and ``propagate=False`` (uvicorn's
+    ``log_config``, Django's ``LOGGING``): drop their console handlers and let them
+    propagate, keeping anything else (e.g. Django's ``mail_admins``).
+    """
+    if _current is None:
+        return
+    for name in _ROUTED_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if _is_console_handler(handler) or isinstance(handler, RootHandler):
+                logger.removeHandler(handler)
+        logger.propagate = True
+        logger.disabled = False
+    root = logging.getLogger()
+    if _current.handler not in root.handlers:
+        root.addHandler(_current.handler)
+    for handler in list(root.handlers):
+        if _is_console_handler(handler):
+            root.removeHandler(handler)
+
+
+_patched = False
+
+
+def _patch_config_functions() -> None:
+    """Re-apply the routing after ``dictConfig``/``fileConfig`` (uvicorn and Django call them
+    after the launcher configured us) and after gunicorn sets up its loggers."""
+    global _patched  # noqa: PLW0603
+    if _patched:
+        return
+    _patched = True
+    for name in ("dictConfig", "fileConfig"):
+        original = getattr(logging.config, name)
+
+        def wrapper(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            result = __original(*args, **kwargs)
+            route_server_loggers()
+            return result
+
+        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(logging.config, name, wrapper)
+    try:
+        from gunicorn import glogging  # noqa: F401 - only when gunicorn is installed
+    except ImportError:
+        return
+    original_setup = glogging.Logger.setup
+
+    def setup(self: Any, cfg: Any) -> None:
+        original_setup(self, cfg)
+        route_server_loggers()
+
+    glogging.Logger.setup = setup  # type: ignore[method-assign]
