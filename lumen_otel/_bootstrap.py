@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -63,9 +64,10 @@ class TelemetryHandle:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         ok = self.pipeline.flush(timeout)
         millis = int(timeout * 1000)
-        for provider in (self.logger_provider, self.tracer_provider, self.meter_provider):
+        providers: list[Any] = [self.logger_provider, self.tracer_provider, self.meter_provider]
+        for provider in providers:
             if provider is not None:
-                ok = _within(timeout, lambda p=provider: p.force_flush(millis)) and ok
+                ok = _within(timeout, partial(provider.force_flush, millis)) and ok
         return ok
 
     def shutdown(self, timeout: float | None = None) -> None:
@@ -129,7 +131,7 @@ def _refresh_instance_id_after_fork(resource: Resource) -> None:
     def refresh() -> None:
         attrs = dict(resource.attributes)
         attrs["service.instance.id"] = str(uuid.uuid4())
-        resource._attributes = BoundedAttributes(attributes=attrs)  # type: ignore[attr-defined]  # noqa: SLF001
+        resource._attributes = BoundedAttributes(attributes=attrs)  # noqa: SLF001
 
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=refresh)
@@ -329,7 +331,7 @@ def _install_tracing_and_metrics(handle: TelemetryHandle, redactor: Redactor, la
 
     _install_propagators(settings)
     if not launcher:
-        _instrument_installed_libraries()
+        _instrument_installed_libraries(settings)
     handle.full = True
 
 
@@ -380,16 +382,18 @@ def _install_propagators(settings: Settings) -> None:
 #: instrumentations bootstrap() enables from code (the launcher loads all installed ones)
 _INSTRUMENTORS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("opentelemetry.instrumentation.threading", "ThreadingInstrumentor", {}),
-    ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor", {"exclude_spans": ["receive", "send"]}),
+    ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor", {}),
     ("opentelemetry.instrumentation.django", "DjangoInstrumentor", {}),
     ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor", {}),
 )
 
 
-def _instrument_installed_libraries() -> None:
+def _instrument_installed_libraries(settings: Settings) -> None:
     import importlib
 
     for module_name, class_name, kwargs in _INSTRUMENTORS:
+        if class_name == "FastAPIInstrumentor" and not settings.fastapi_internal_spans:
+            kwargs = {**kwargs, "exclude_spans": ["receive", "send"]}
         try:
             module = importlib.import_module(module_name)
         except ImportError:

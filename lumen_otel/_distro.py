@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 
 from lumen_otel.exceptions import ConfigError
 
@@ -29,11 +29,18 @@ class LumenDistro(BaseDistro):  # type: ignore[misc]  # the launcher's base clas
         os.environ.setdefault("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", "false")
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
-        if entry_point.name == "fastapi" and os.environ.get("LUMEN_FASTAPI_INTERNAL_SPANS", "").lower() != "true":
+        if entry_point.name == "fastapi" and not _fastapi_internal_spans():
             kwargs = {**_FASTAPI_KWARGS, **kwargs}
         if entry_point.name == "logging":
             kwargs = {"enable_log_auto_instrumentation": False, **kwargs}
         super().load_instrumentor(entry_point, **kwargs)
+
+
+def _fastapi_internal_spans() -> bool:
+    from lumen_otel._bootstrap import current_handle
+
+    handle = current_handle()
+    return handle is not None and handle.settings.fastapi_internal_spans
 
 
 class LumenConfigurator:

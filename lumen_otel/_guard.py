@@ -32,7 +32,7 @@ def internal_logger() -> logging.Logger:
 
 
 def report_rate_limited(key: str, message: str, *args: object, level: int = logging.WARNING,
-                        interval: float = 60.0) -> bool:
+                        interval: float = 60.0, exc_info: bool = False) -> bool:
     """Log ``message`` at most once per ``interval`` seconds for ``key``; True when logged."""
     now = time.monotonic()
     with _lock:
@@ -41,7 +41,7 @@ def report_rate_limited(key: str, message: str, *args: object, level: int = logg
             return False
         _seen[key] = now
     try:
-        _INTERNAL.log(level, message, *args)
+        _INTERNAL.log(level, message, *args, exc_info=exc_info)
     except Exception:  # noqa: BLE001 - a broken stderr must not break the application
         return False
     return True

@@ -223,6 +223,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               "integer >= 1", "Log records held for OTLP export while the collector is slow or away."),
     Parameter("traces", ("LUMEN_TRACES",), True, _bool, "boolean", "Export traces when an endpoint is set."),
     Parameter("metrics", ("LUMEN_METRICS",), True, _bool, "boolean", "Export metrics when an endpoint is set."),
+    Parameter("fastapi_internal_spans", ("LUMEN_FASTAPI_INTERNAL_SPANS",), False, _bool, "boolean",
+              "Keep FastAPI's per-message `http send`/`receive` spans (they halve throughput)."),
     Parameter("shutdown_timeout", ("LUMEN_SHUTDOWN_TIMEOUT",), 5.0, _float(0.0), "seconds >= 0",
               "Longest time shutdown/exit waits to flush queued telemetry."),
     Parameter("correlation_header", ("LUMEN_CORRELATION_HEADER",), "X-Correlation-ID",
@@ -261,6 +263,7 @@ class Settings:
     otlp_queue_size: int
     traces: bool
     metrics: bool
+    fastapi_internal_spans: bool
     shutdown_timeout: float
     correlation_header: str
     redaction: bool

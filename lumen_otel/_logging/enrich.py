@@ -114,12 +114,13 @@ class Enricher:
                 stack = "".join(traceback.format_exception(exc_type, exc_value, tb))
             except Exception:  # noqa: BLE001
                 stack = f"{exc_type!r} (traceback unavailable)"
-            record.lumen_exception = {
+            exception = {
                 "type": getattr(exc_type, "__qualname__", str(exc_type)),
                 "message": redact_text(_safe_str(exc_value)),
                 "stacktrace": redact_text(stack),
             }
-            record.exc_text = record.lumen_exception["stacktrace"]
+            record.lumen_exception = exception
+            record.exc_text = exception["stacktrace"]
             record.exc_info = None  # nobody downstream re-formats the unredacted exception
         elif record.exc_text:
             record.exc_text = redact_text(record.exc_text)

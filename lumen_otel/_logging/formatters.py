@@ -53,7 +53,7 @@ def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
     return data
 
 
-def record_to_json(data: dict[str, Any]) -> bytes:
+def record_to_json(data: dict[str, Any] | list[Any]) -> bytes:
     """One JSON line (with the trailing newline); never raises."""
     try:
         return orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE, default=str)

@@ -27,6 +27,7 @@ from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
@@ -97,7 +98,7 @@ class OtlpBridge:
         context: Context | None = None
         if trace_id is not None:
             span_context = SpanContext(
-                int(trace_id, 16), int(record.span_id, 16), is_remote=False,
+                int(trace_id, 16), int(getattr(record, "span_id", None) or "0", 16), is_remote=False,
                 trace_flags=TraceFlags(getattr(record, "trace_flags", 0)),
             )
             context = trace.set_span_in_context(NonRecordingSpan(span_context), Context())
@@ -175,7 +176,7 @@ class ResilientLogProcessor(LogRecordProcessor):
     # -- processor API ----------------------------------------------------------------
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         readable = ReadableLogRecord(
-            log_record=log_record.log_record, resource=log_record.resource,
+            log_record=log_record.log_record, resource=log_record.resource or Resource.get_empty(),
             instrumentation_scope=log_record.instrumentation_scope, limits=log_record.limits,
         )
         if self._shutdown:
@@ -240,7 +241,7 @@ class ResilientLogProcessor(LogRecordProcessor):
             return False
         return self._export_available(deadline=time.monotonic() + timeout_millis / 1000)
 
-    def shutdown(self, timeout_millis: int | None = None) -> None:  # type: ignore[override]
+    def shutdown(self, timeout_millis: int | None = None) -> None:
         if self._shutdown:
             return
         seconds = self._shutdown_timeout if timeout_millis is None else timeout_millis / 1000
@@ -258,6 +259,6 @@ class ResilientLogProcessor(LogRecordProcessor):
                                 "shutdown; counted in lumen.log.dropped", left)
             self._queue.clear()
         try:
-            self._exporter.shutdown()
+            self._exporter.shutdown()  # type: ignore[no-untyped-call]
         except Exception:  # noqa: BLE001
             internal_logger().debug("OTLP log exporter shutdown raised", exc_info=True)

@@ -60,7 +60,7 @@ class RootHandler(logging.Handler):
         except Exception:  # noqa: BLE001 - logging never raises into the application
             if strict():
                 raise
-            report_rate_limited("handle-error", "lumen-otel dropped a log record", exc_info=True)  # type: ignore[arg-type]
+            report_rate_limited("handle-error", "lumen-otel dropped a log record", exc_info=True)
         return record
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -318,4 +318,4 @@ def _patch_config_functions() -> None:
         original_setup(self, cfg)
         route_server_loggers()
 
-    glogging.Logger.setup = setup  # type: ignore[method-assign]
+    glogging.Logger.setup = setup
