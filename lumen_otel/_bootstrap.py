@@ -168,14 +168,33 @@ def _exporter(settings: Settings, signal: str) -> Any:
     if signal == "logs":
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-        return OTLPLogExporter(endpoint=endpoint)
+        return OTLPLogExporter(endpoint=endpoint, session=_pinned_ca_session())
     if signal == "traces":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=endpoint)
+        return OTLPSpanExporter(endpoint=endpoint, session=_pinned_ca_session())
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    return OTLPMetricExporter(endpoint=endpoint)
+    return OTLPMetricExporter(endpoint=endpoint, session=_pinned_ca_session())
+
+
+def _pinned_ca_session() -> Any:
+    """A requests session on which ``OTEL_EXPORTER_OTLP_CERTIFICATE`` really is the CA used.
+
+    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (set on many hospital hosts for the
+    corporate CA) override a session's ``verify`` (psf/requests#3829), so the collector's CA
+    was silently ignored and TLS failed. Proxies and other environment settings still apply.
+    """
+    import requests
+
+    class PinnedCASession(requests.Session):
+        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+            if self.verify is not True:
+                merged["verify"] = self.verify
+            return merged
+
+    return PinnedCASession()
 
 
 class _LogCounters:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,7 +84,7 @@ class OTLPReceiver:
             receiver.wait_for(lambda r: len(r.logs) >= 1)
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.logs: list[LogRecordView] = []
         self.spans: list[SpanView] = []
         self.metrics: list[dict[str, Any]] = []
@@ -118,6 +119,10 @@ class OTLPReceiver:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if ssl_context is not None:  # TLS (and mTLS when the context requires client certificates)
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
 
     @property
@@ -126,7 +131,7 @@ class OTLPReceiver:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> OTLPReceiver:
         self._thread.start()
