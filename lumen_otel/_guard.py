@@ -27,6 +27,15 @@ _lock = threading.Lock()
 _seen: dict[str, float] = {}
 
 
+def _reinit_after_fork() -> None:
+    global _lock  # noqa: PLW0603 - another thread may have held it at fork(): the child needs its own
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+
+
 def internal_logger() -> logging.Logger:
     return _INTERNAL
 

@@ -214,6 +214,24 @@ class TestDeliveryAtExit:
         file_lines = (tmp_path / "chatty.log").read_text()
         assert "exporting 1 records" in file_lines  # kept locally, never exported again
 
+    def test_logging_shutdown_before_exit_neither_deadlocks_nor_loses_records(self, tmp_path, otlp_receiver):
+        """Frameworks call logging.shutdown() themselves; the bridge must flush, not hang."""
+        script = textwrap.dedent("""
+            import logging, lumen_otel
+            lumen_otel.bootstrap(service_name="bye")
+            for i in range(500):
+                logging.getLogger("app").info("bye %d", i)
+            logging.shutdown()
+            logging.getLogger("app").info("after shutdown")
+        """)
+        env = clean_env(LUMEN_LOG_DIR=str(tmp_path), OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+                        LUMEN_CONSOLE="false")
+        result = subprocess.run([str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert len({log.body for log in otlp_receiver.logs if log.body.startswith("bye ")}) == 500
+        assert len((tmp_path / "bye.log").read_text().splitlines()) >= 500
+
     def test_two_processes_share_one_rotating_file_without_losing_lines(self, tmp_path):
         script = textwrap.dedent("""
             import logging, os, sys, lumen_otel
