@@ -9,15 +9,10 @@ One line of set-up (or none, under ``opentelemetry-instrument``)::
 from __future__ import annotations
 
 from lumen_otel._bootstrap import TelemetryHandle, bootstrap, configure_logging
-from lumen_otel._correlation import get_correlation_id
+from lumen_otel._correlation import correlation_scope, get_correlation_id
 from lumen_otel._redaction import Redactor, redact
 from lumen_otel._version import __version__
 from lumen_otel.exceptions import ConfigError
-
-try:  # TEMP until the correlation work lands
-    from lumen_otel._correlation import correlation_scope
-except ImportError:  # pragma: no cover
-    pass
 
 __all__ = [
     "ConfigError",

@@ -10,9 +10,11 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -27,10 +29,15 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.util.types import AttributeValue
 
+from lumen_otel._correlation import CorrelationIdSpanProcessor
 from lumen_otel._guard import internal_logger
+from lumen_otel._ids import UuidTraceIdGenerator
+from lumen_otel._propagator import install_propagators, install_response_propagator
+from lumen_otel._sampling import build_sampler
 from lumen_otel._logging import pipeline as pipeline_module
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.files import SharedRotatingFile
@@ -80,27 +87,68 @@ class TelemetryHandle:
             if _handle is self:
                 _handle = None
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         self.pipeline.flush(timeout)
-        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
-            if provider is not None:
-                _within(timeout, provider.shutdown)
-        self.pipeline.close(timeout=1.0)
+        # The providers shut down side by side against one deadline: one after the other,
+        # each hung exporter would add a whole timeout (3x LUMEN_SHUTDOWN_TIMEOUT in all).
+        providers = [p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p is not None]
+        workers = [_start(provider.shutdown) for provider in providers]
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        self.pipeline.close(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+
+
+def _start(fn: Callable[[], Any], result: list[Any] | None = None) -> threading.Thread:
+    """Run ``fn`` on a daemon helper thread (its result appended to ``result``)."""
+
+    def run() -> None:
+        try:
+            value = fn()
+        except Exception:  # noqa: BLE001 - shutdown must finish whatever an exporter does
+            internal_logger().debug("telemetry flush/shutdown step failed", exc_info=True)
+            return
+        if result is not None:
+            result.append(value)
+
+    worker = threading.Thread(target=run, name="lumen-shutdown", daemon=True)
+    worker.start()
+    return worker
 
 
 def _within(timeout: float, fn: Callable[[], Any]) -> bool:
     """Run ``fn`` on a helper thread and give up waiting after ``timeout`` seconds."""
     result: list[Any] = []
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except Exception:  # noqa: BLE001 - shutdown must finish whatever an exporter does
-            internal_logger().debug("telemetry flush/shutdown step failed", exc_info=True)
-
-    worker = threading.Thread(target=run, name="lumen-shutdown", daemon=True)
-    worker.start()
+    worker = _start(fn, result)
     worker.join(max(timeout, 0.0))
     return bool(result and result[0] is not False) and not worker.is_alive()
+
+
+def _flush_on_sigterm() -> None:
+    """Flush telemetry on SIGTERM when the application has no SIGTERM handler of its own.
+
+    uvicorn (and other servers) stop gracefully on SIGTERM, then restore the default action
+    and raise the signal again: the process dies without running ``atexit``, and every
+    record still queued for the collector is lost. This handler shuts telemetry down
+    (bounded by ``LUMEN_SHUTDOWN_TIMEOUT``), then lets the signal end the process as it would
+    have. A server that installs its own handler (gunicorn's workers) replaces this one and
+    exits normally, through ``atexit``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not available here: atexit still covers normal exits
+        return
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    handle = _handle
+    if handle is not None:
+        handle.shutdown()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -282,17 +330,19 @@ def _setup(service_name: str | None, overrides: dict[str, Any], *, full: bool, l
         if _handle is not None and (_handle.full or not full):
             return _handle
         settings = load_settings(service_name=service_name, **overrides)
+        sampler = build_sampler(os.environ) if full else None  # a bad sampler variable stops start-up too
         for warning in settings.warnings:
             internal_logger().warning("%s", warning)
         if _handle is not None:  # configure_logging() earlier, bootstrap() now: upgrade in place
-            _handle = _upgrade(_handle, settings, launcher)
+            _handle = _upgrade(_handle, settings, sampler, launcher)
             return _handle
-        _handle = _install(settings, full=full, launcher=launcher)
+        _handle = _install(settings, sampler, launcher=launcher)
         atexit.register(_handle.shutdown)
+        _flush_on_sigterm()
         return _handle
 
 
-def _install(settings: Settings, *, full: bool, launcher: bool) -> TelemetryHandle:
+def _install(settings: Settings, sampler: Sampler | None, *, launcher: bool) -> TelemetryHandle:
     resource = build_resource(settings)
     _refresh_instance_id_after_fork(resource)
     redactor = _build_redactor(settings)
@@ -303,14 +353,15 @@ def _install(settings: Settings, *, full: bool, launcher: bool) -> TelemetryHand
     pipeline_module.install(pipeline, settings.log_level)
     handle = TelemetryHandle(settings=settings, pipeline=pipeline, logger_provider=logger_provider,
                              resource=resource)
-    if full:
-        _install_tracing_and_metrics(handle, redactor, launcher)
+    if sampler is not None:
+        _install_tracing_and_metrics(handle, redactor, sampler, launcher)
     return handle
 
 
-def _upgrade(handle: TelemetryHandle, settings: Settings, launcher: bool) -> TelemetryHandle:
-    redactor = _build_redactor(settings)
-    _install_tracing_and_metrics(handle, redactor, launcher)
+def _upgrade(handle: TelemetryHandle, settings: Settings, sampler: Sampler | None,
+             launcher: bool) -> TelemetryHandle:
+    assert sampler is not None
+    _install_tracing_and_metrics(handle, _build_redactor(settings), sampler, launcher)
     return handle
 
 
@@ -328,14 +379,16 @@ def _logger_provider(settings: Settings, resource: Resource, counters: _LogCount
     return provider
 
 
-def _install_tracing_and_metrics(handle: TelemetryHandle, redactor: Redactor, launcher: bool) -> None:
+def _install_tracing_and_metrics(handle: TelemetryHandle, redactor: Redactor, sampler: Sampler,
+                                 launcher: bool) -> None:
     settings = handle.settings
     resource = handle.resource or build_resource(settings)
     exporting = settings.otlp_endpoint is not None
 
     tracer_provider = TracerProvider(
-        resource=resource, shutdown_on_exit=False, **_tracing_options(),
+        resource=resource, shutdown_on_exit=False, id_generator=UuidTraceIdGenerator(), sampler=sampler,
     )
+    tracer_provider.add_span_processor(CorrelationIdSpanProcessor())
     if exporting and settings.traces:
         tracer_provider.add_span_processor(BatchSpanProcessor(_redacting(_exporter(settings, "traces"), redactor)))
     _set_global(trace.set_tracer_provider, trace.get_tracer_provider, tracer_provider, "TracerProvider")
@@ -363,24 +416,6 @@ def _set_global(setter: Callable[[Any], None], getter: Callable[[], Any], provid
     setter(provider)
 
 
-def _tracing_options() -> dict[str, Any]:
-    """The UUIDv4-shaped id generator and the 56-bit ratio sampler (design §4)."""
-    options: dict[str, Any] = {}
-    try:
-        from lumen_otel._ids import UuidTraceIdGenerator
-
-        options["id_generator"] = UuidTraceIdGenerator()
-    except ImportError:  # pragma: no cover - until the correlation work lands
-        pass
-    try:
-        from lumen_otel._sampling import build_sampler
-
-        options["sampler"] = build_sampler(os.environ)
-    except ImportError:  # pragma: no cover
-        pass
-    return options
-
-
 def _redacting(exporter: Any, redactor: Redactor) -> Any:
     try:
         from lumen_otel._redaction.spans import RedactingSpanExporter
@@ -390,10 +425,6 @@ def _redacting(exporter: Any, redactor: Redactor) -> Any:
 
 
 def _install_propagators(settings: Settings) -> None:
-    try:
-        from lumen_otel._propagator import install_propagators, install_response_propagator
-    except ImportError:  # pragma: no cover
-        return
     install_propagators(settings.correlation_header)
     install_response_propagator(settings.correlation_header)
 

@@ -1,12 +1,375 @@
-"""PLACEHOLDER until the correlation work lands (issue 3). Keep get_correlation_id()."""
+"""Correlation IDs: the current one, validation, and the ID <-> trace id mapping (design §4).
+
+The correlation ID of the current request lives in two places that always agree:
+
+- a :class:`~contextvars.ContextVar` set by the middlewares and :func:`correlation_scope`
+  (one lookup: log enrichment calls :func:`get_correlation_id` on every record), and
+- the OpenTelemetry context, under :data:`CORRELATION_ID_KEY`, set by the propagator's
+  ``extract`` (so it works under ``opentelemetry-instrument`` without any middleware) and by
+  the middlewares; it follows the OpenTelemetry context into threads
+  (``opentelemetry-instrumentation-threading``) where plain context variables do not go.
+
+The mapping (design §4), implemented once in :func:`resolve` for the propagator, the
+middlewares and :func:`correlation_scope`:
+
+=================================  ==============================  =============================
+incoming                           trace context                   correlation ID
+=================================  ==============================  =============================
+valid traceparent + valid header   from traceparent                the header value
+valid traceparent, no/bad header   from traceparent                trace id as a UUID
+no traceparent, UUID header        the UUID's 128 bits             canonical lower-case UUID
+no traceparent, other header       first 16 bytes of SHA-256       the header value
+nothing                            new UUIDv4-shaped trace id      trace id as a UUID
+=================================  ==============================  =============================
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext
+
+from lumen_otel._ids import PENDING_TRACE_ID_KEY, new_trace_id, trace_id_to_uuid
+
+__all__ = [
+    "CORRELATION_ID_KEY",
+    "DEFAULT_HEADER",
+    "CorrelationIdSpanProcessor",
+    "correlation_scope",
+    "get_correlation_id",
+    "parse_correlation_id",
+    "resolve",
+    "trace_id_for_correlation_id",
+]
+
+DEFAULT_HEADER = "X-Correlation-ID"
+
+#: OpenTelemetry context key holding the correlation ID (set by the propagator's extract).
+CORRELATION_ID_KEY = otel_context.create_key("lumen-correlation-id")
 
 _correlation_id: ContextVar[str | None] = ContextVar("lumen_correlation_id", default=None)
 
+_logger = logging.getLogger("lumen_otel.correlation")
+
+_MAX_LENGTH = 128
+# ASCII only: with re.IGNORECASE a Unicode pattern's [a-z] also matches U+017F and U+212A (Kelvin).
+_VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/@-]{0,127}", re.ASCII)
+_HEX_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_UUID = re.compile(
+    rf"\{{(?P<braced>{_HEX_UUID})\}}|urn:uuid:(?P<urn>{_HEX_UUID})|(?P<bare>{_HEX_UUID})",
+    re.ASCII | re.IGNORECASE,
+)
+_CANONICAL_UUID = re.compile(_HEX_UUID, re.ASCII)
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
+_SHOWN_CHARS = 40
+
 
 def get_correlation_id() -> str | None:
-    """The current request's (or scope's) correlation ID, or None."""
-    return _correlation_id.get()
+    """The correlation ID of the current request, job or :func:`correlation_scope`, or None.
+
+    Cheap enough to call on every log record: one context-variable read, and only when that
+    is empty (a thread started in the request, or no middleware in use) a lookup in the
+    OpenTelemetry context where the propagator keeps the ID.
+    """
+    cid = _correlation_id.get()
+    if cid is not None:
+        return cid
+    value = otel_context.get_value(CORRELATION_ID_KEY)
+    return value if isinstance(value, str) else None
+
+
+# ---------------------------------------------------------------- validation
+
+
+class _RateLimitedWarning:
+    """At most one warning per ``interval`` seconds; the next one says how many were dropped."""
+
+    __slots__ = ("_last", "_lock", "_suppressed", "interval")
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def __call__(self, shown: str, reason: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._last is not None and now - self._last < self.interval:
+                self._suppressed += 1
+                return
+            self._last = now
+            suppressed, self._suppressed = self._suppressed, 0
+        with contextlib.suppress(Exception):  # a broken handler must not fail the request
+            _logger.warning(
+                "rejected correlation ID %s: %s; a new one was made%s",
+                shown,
+                reason,
+                f" ({suppressed} similar warnings suppressed)" if suppressed else "",
+            )
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._last = None
+        self._suppressed = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._last = None
+            self._suppressed = 0
+
+
+_warn = _RateLimitedWarning()
+if hasattr(os, "register_at_fork"):  # a child forked while a thread held the lock must not deadlock
+    os.register_at_fork(after_in_child=_warn.after_fork)
+
+
+def _shown(value: str) -> str:
+    """The rejected value escaped (``ascii()``: no CR/LF, ESC or non-ASCII reaches a log) and cut."""
+    if len(value) <= _SHOWN_CHARS:
+        return ascii(value)
+    return f"{value[:_SHOWN_CHARS]!a}... ({len(value)} characters)"
+
+
+def _looks_like_phi(value: str) -> bool:
+    from lumen_otel._redaction import get_default_redactor
+
+    try:
+        return bool(get_default_redactor().redact_text(value) != value)
+    except Exception:  # noqa: BLE001 - a broken redactor rejects rather than lets a value through
+        return True
+
+
+def _check_one(value: str) -> tuple[str | None, str]:  # noqa: PLR0911 - one return per rule of §4
+    """(normalised value, "") or (None, reason)."""
+    value = value.strip(" \t")
+    if not value:
+        return None, "empty"
+    match = _UUID.fullmatch(value)
+    if match is not None:
+        canonical = (match.group("braced") or match.group("urn") or match.group("bare")).lower()
+        if canonical == _NIL_UUID:
+            return None, "the nil UUID"
+        return canonical, ""
+    if len(value) > _MAX_LENGTH:
+        return None, f"longer than {_MAX_LENGTH} characters"
+    if not _VALID.fullmatch(value):
+        return None, ("not 1-128 characters of A-Z a-z 0-9 . _ : + = / @ - starting with a letter or digit")
+    if _looks_like_phi(value):
+        return None, "looks like personal data (PHI)"
+    return value, ""
+
+
+def _candidates(raw: str | bytes | Iterable[str | bytes]) -> list[str]:
+    items: Iterable[str | bytes] = [raw] if isinstance(raw, (str, bytes)) else raw
+    values: list[str] = []
+    for item in items:
+        text = item.decode("latin-1") if isinstance(item, bytes) else str(item)
+        # Repeated header lines arrive joined with "," under WSGI and Django: split them back.
+        values.extend(text.split(",") if "," in text else [text])
+    return values
+
+
+def parse_correlation_id(raw: str | bytes | Iterable[str | bytes] | None, *, warn: bool = True) -> str | None:
+    """Validate an incoming correlation ID; the normalised value, or None when it is rejected.
+
+    ``raw`` is a header value, or all values of a repeated header. Rules (design §4): 1-128
+    characters of ``A-Z a-z 0-9 . _ : + = / @ -``, the first a letter or digit; a UUID in any
+    case, in braces or as ``urn:uuid:`` becomes its canonical lower-case form; the nil UUID,
+    several different values and values the PHI redactor would change are rejected.
+
+    A rejected value (not a missing one) logs a rate-limited warning on the
+    ``lumen_otel.correlation`` logger, with the value escaped and truncated.
+
+    Example::
+
+        >>> parse_correlation_id("{6F9619FF-8B86-D011-B42D-00C04FC964FF}")
+        '6f9619ff-8b86-d011-b42d-00c04fc964ff'
+        >>> parse_correlation_id("a\\r\\nSet-Cookie: x", warn=False) is None
+        True
+    """
+    if raw is None:
+        return None
+    candidates = _candidates(raw)
+    if not candidates:
+        return None
+    accepted: set[str] = set()
+    for candidate in candidates:
+        value, reason = _check_one(candidate)
+        if value is None:
+            if warn:
+                shown = candidate
+                if reason.startswith("looks like"):
+                    from lumen_otel._redaction import get_default_redactor
+
+                    shown = get_default_redactor().redact_text(candidate)
+                _warn(_shown(shown), reason)
+            return None
+        accepted.add(value)
+    if len(accepted) > 1:
+        if warn:
+            _warn(_shown(",".join(candidates)), "several different values")
+        return None
+    return accepted.pop()
+
+
+# ---------------------------------------------------------------- the mapping
+
+
+def trace_id_for_correlation_id(cid: str) -> int:
+    """The trace id a valid correlation ID maps to when no traceparent came with it.
+
+    A canonical UUID gives its own 128 bits; anything else the first 16 bytes of its SHA-256,
+    so every legacy hop that forwards only the header lands in the same trace.
+    """
+    if _CANONICAL_UUID.fullmatch(cid):
+        return int(cid.replace("-", ""), 16)
+    digest = hashlib.sha256(cid.encode("ascii")).digest()
+    return int.from_bytes(digest[:16], "big") or 1
+
+
+def resolve(parent: SpanContext | None, raw: Any) -> tuple[str, int | None]:
+    """Design §4 in one place: (correlation ID, trace id to use for the root span or None).
+
+    ``parent`` is the span context the request already has (from traceparent, or a server
+    span started before us); None or invalid means there is none. The second value is None
+    when that parent decides the trace id.
+    """
+    cid = parse_correlation_id(raw)
+    if parent is not None and parent.is_valid:
+        return (cid if cid is not None else trace_id_to_uuid(parent.trace_id)), None
+    if cid is not None:
+        return cid, trace_id_for_correlation_id(cid)
+    trace_id = new_trace_id()
+    return trace_id_to_uuid(trace_id), trace_id
+
+
+def context_with(cid: str, pending_trace_id: int | None, ctx: Context | None = None) -> Context:
+    """``ctx`` with the correlation ID and (or without) a pending trace id for the root span."""
+    ctx = otel_context.set_value(CORRELATION_ID_KEY, cid, ctx)
+    return otel_context.set_value(PENDING_TRACE_ID_KEY, pending_trace_id, ctx)
+
+
+def request_context(
+    carrier: Any,
+    getter: Any,
+    header: str,
+) -> tuple[str, Context | None]:
+    """For the middlewares: the request's correlation ID, and a context to attach (or None).
+
+    When the OpenTelemetry instrumentation's extract already ran our propagator, its ID is
+    reused (no second parse, no second warning) and there is nothing to attach. Otherwise the
+    same rules are applied here: the global propagator's extract (traceparent, baggage), the
+    server span if one exists, then :func:`resolve`.
+    """
+    from opentelemetry import propagate
+
+    current = otel_context.get_current()
+    existing = current.get(CORRELATION_ID_KEY)
+    if isinstance(existing, str):
+        return existing, None
+    raw = getter.get(carrier, header)
+    ctx = current
+    span_context = trace.get_current_span(current).get_span_context()
+    if not span_context.is_valid:  # else a server span exists (instrumentation without our propagator)
+        ctx = propagate.extract(carrier, context=current, getter=getter)
+        found = ctx.get(CORRELATION_ID_KEY)
+        # Reuse what a global lumen propagator found, unless it read another header than
+        # this middleware was told to (then the middleware's header decides).
+        if isinstance(found, str) and (raw is None or parse_correlation_id(raw, warn=False) == found):
+            return found, ctx
+        span_context = trace.get_current_span(ctx).get_span_context()
+    cid, pending = resolve(span_context if span_context.is_valid else None, raw)
+    return cid, context_with(cid, pending, ctx)
+
+
+def _enter(cid: str, ctx: Context | None) -> Callable[[], None]:
+    """Make ``cid`` (and ``ctx``) current; returns the function that undoes it."""
+    cid_token = _correlation_id.set(cid)
+    ctx_token = otel_context.attach(ctx) if ctx is not None else None
+
+    def leave() -> None:
+        if ctx_token is not None:
+            otel_context.detach(ctx_token)
+        _correlation_id.reset(cid_token)
+
+    return leave
+
+
+class CorrelationIdSpanProcessor(SpanProcessor):
+    """Puts ``correlation_id`` on server, consumer and local root spans when they start.
+
+    With a caller's own ``traceparent`` *and* header (design §4, first row) the trace id and
+    the ID are unrelated; the attribute lets a tracing backend find the trace by the ID too.
+    """
+
+    _KINDS = frozenset({trace.SpanKind.SERVER, trace.SpanKind.CONSUMER})
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        parent = span.parent
+        if span.kind in self._KINDS or parent is None or parent.is_remote:
+            cid = get_correlation_id()
+            if cid is None and parent_context is not None:
+                value = parent_context.get(CORRELATION_ID_KEY)
+                cid = value if isinstance(value, str) else None
+            if cid is not None:
+                span.set_attribute("correlation_id", cid)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+@contextmanager
+def correlation_scope(cid: str | None = None, *, span_name: str = "correlation_scope") -> Iterator[str]:
+    """Run a job, script or message handler under one correlation ID and a matching trace.
+
+    Sets ``cid`` (validated like an incoming header; None or invalid makes a new one) as the
+    current correlation ID and starts a root span whose trace id is mapped from it exactly as
+    for a request (a UUID gives its 128 bits, other values the first 16 bytes of their
+    SHA-256, a new ID is the trace id itself). Log records inside carry the ID and the trace
+    and span ids; outgoing httpx calls send ``traceparent`` and ``X-Correlation-ID``.
+
+    The scope is a new unit of work: inside a request it starts a new trace.
+
+    Example::
+
+        with correlation_scope(message.headers.get("X-Correlation-ID")) as cid:
+            logger.info("processing")     # correlation_id == cid
+
+    Yields:
+        The correlation ID in effect.
+    """
+    value, pending = resolve(None, cid)
+    # A root: no current span, so the span below takes the pending trace id.
+    ctx = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.get_current())
+    leave = _enter(value, context_with(value, pending, ctx))
+    try:
+        tracer = trace.get_tracer("lumen_otel")
+        with tracer.start_as_current_span(
+            span_name,
+            kind=trace.SpanKind.INTERNAL,
+            attributes={"correlation_id": value},
+        ):
+            yield value
+    finally:
+        leave()

@@ -1,0 +1,60 @@
+"""FastAPI hop of the correlation chain, run under ``opentelemetry-instrument uvicorn``.
+
+Env: ``CHAIN_NEXT`` (base URL of the next hop, optional), ``CHAIN_MIDDLEWARE=1`` to add
+lumen-otel's middleware (the other hop relies on the propagators alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from opentelemetry import trace
+
+import lumen_otel
+from lumen_otel.fastapi import CorrelationIdMiddleware
+
+SERVICE = os.environ.get("OTEL_SERVICE_NAME", "chain")
+NEXT = os.environ.get("CHAIN_NEXT")
+log = logging.getLogger("chain")
+
+app = FastAPI()
+if os.environ.get("CHAIN_MIDDLEWARE") == "1":
+    app.add_middleware(CorrelationIdMiddleware)
+
+
+def _ids() -> dict[str, Any]:
+    span_context = trace.get_current_span().get_span_context()
+    return {
+        "service": SERVICE,
+        "cid": lumen_otel.get_correlation_id(),
+        "trace_id": format(span_context.trace_id, "032x") if span_context.is_valid else None,
+    }
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/hop")
+async def hop(m: str) -> dict[str, Any]:
+    log.info("hop %s %s request", SERVICE, m)
+    thread = threading.Thread(target=log.info, args=("hop %s %s thread", SERVICE, m))
+    thread.start()
+
+    async def in_task() -> None:
+        log.info("hop %s %s task", SERVICE, m)
+
+    await asyncio.create_task(in_task())
+    await asyncio.to_thread(thread.join)
+    downstream = None
+    if NEXT:
+        async with httpx.AsyncClient(timeout=20) as client:
+            downstream = (await client.get(f"{NEXT}/hop", params={"m": m})).json()
+    return {**_ids(), "downstream": downstream}
