@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test collector bench lint format clean
+.PHONY: install demo test collector deploy-configs bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,9 @@ test: install                ## run the test suite (builds nothing: run `make co
 
 collector:                   ## build bin/lumen-otelcol from collector-config/builder.yaml
 	scripts/build-collector.sh
+
+deploy-configs:              ## regenerate deploy/kubernetes ConfigMaps from collector-config/ (a test checks drift)
+	$(BIN)/python scripts/gen-k8s-configmaps.py
 
 bench: install               ## run the benchmarks against the peer stacks
 	$(BIN)/python benchmarks/run_all.py

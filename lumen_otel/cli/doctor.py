@@ -1,0 +1,346 @@
+"""``lumen-otel doctor``: effective settings, collector reachability and TLS, instrumentations, traps.
+
+Run it in the environment the service runs in (same variables, same virtualenv); give it
+the service's command after ``--`` to check that command for known traps too::
+
+    lumen-otel doctor -- gunicorn --preload -w 4 app.wsgi
+
+Exit status: 0 fine (warnings allowed), 1 something is wrong (an endpoint unreachable, TLS
+invalid, lumen-otel's distro not installed), 2 a setting is invalid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import shlex
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import typer
+
+__all__ = ["Check", "DoctorReport", "check_endpoint", "diagnose", "register"]
+
+Status = Literal["ok", "info", "warn", "fail"]
+_SIGNALS = ("TRACES", "METRICS", "LOGS")
+
+
+@dataclass
+class Check:
+    """One finding: a topic, how it stands and what to do about it."""
+
+    topic: str
+    status: Status
+    detail: str
+
+
+@dataclass
+class DoctorReport:
+    settings: list[tuple[str, str, str]] = field(default_factory=list)
+    config_error: str | None = None
+    checks: list[Check] = field(default_factory=list)
+    instrumentations: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.config_error is not None:
+            return 2
+        return 1 if any(c.status == "fail" for c in self.checks) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exit_code": self.exit_code,
+            "config_error": self.config_error,
+            "settings": [{"setting": s, "value": v, "source": src} for s, v, src in self.settings],
+            "checks": [asdict(c) for c in self.checks],
+            "instrumentations": self.instrumentations,
+        }
+
+
+# ---------------------------------------------------------------- the collector endpoint
+
+
+def check_endpoint(url: str, env: Mapping[str, str], topic: str, timeout: float = 3.0) -> Check:
+    """TCP connect to the endpoint; for ``https`` a TLS handshake with the configured CA."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        return Check(topic, "fail", f"{url} is unreachable: {exc.strerror or exc}")
+    with sock:
+        if parts.scheme != "https":
+            return Check(topic, "ok", f"{url} is reachable (TCP; plain http, no TLS)")
+        return _check_tls(sock, host, url, env, topic)
+
+
+def _check_tls(sock: socket.socket, host: str, url: str, env: Mapping[str, str], topic: str) -> Check:
+    ca = env.get("OTEL_EXPORTER_OTLP_CERTIFICATE")
+    cert = env.get("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+    key = env.get("OTEL_EXPORTER_OTLP_CLIENT_KEY")
+    try:
+        context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+        if cert:
+            context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        return Check(topic, "fail", f"cannot load the TLS files (OTEL_EXPORTER_OTLP_*CERTIFICATE/KEY): {exc}")
+    trust = f"CA {ca}" if ca else "the system CA store"
+    try:
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            peer = tls.getpeercert() or {}
+            version = tls.version()
+    except ssl.SSLCertVerificationError as exc:
+        return Check(topic, "fail", f"{url}: TLS certificate not valid against {trust}: {exc.verify_message}")
+    except (ssl.SSLError, OSError) as exc:
+        return Check(topic, "fail", f"{url}: TLS handshake failed: {exc}")
+    expires = peer.get("notAfter")
+    detail = f"{url} is reachable; TLS valid ({version}, trusted by {trust}"
+    if isinstance(expires, str):
+        when = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(expires), dt.timezone.utc)
+        days = (when - dt.datetime.now(dt.timezone.utc)).days
+        detail += f", certificate expires {when:%Y-%m-%d}"
+        if days < 14:
+            return Check(topic, "warn", detail + f": in {days} days)")
+    return Check(topic, "ok", detail + ")")
+
+
+# ---------------------------------------------------------------- instrumentations and distros
+
+
+def _instrumentations(env: Mapping[str, str]) -> list[dict[str, str]]:
+    from importlib.metadata import entry_points
+
+    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+
+    disabled = {
+        x.strip() for x in env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",") if x.strip()
+    }
+    rows = []
+    for ep in sorted(entry_points(group="opentelemetry_instrumentor"), key=lambda e: e.name):
+        dist = ep.dist
+        package = f"{dist.metadata['Name']} {dist.version}" if dist is not None else "?"
+        if "*" in disabled or ep.name in disabled:
+            status, detail = "disabled", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+        else:
+            conflict = get_dist_dependency_conflicts(dist) if dist is not None else None
+            if conflict is None:
+                status, detail = "loads", ""
+            else:
+                status, detail = "skipped", str(conflict)
+        rows.append({"name": ep.name, "package": package, "status": status, "detail": detail})
+    return rows
+
+
+def _distro_checks(env: Mapping[str, str]) -> list[Check]:
+    from importlib.metadata import entry_points
+
+    checks = []
+    for group, variable in (
+        ("opentelemetry_distro", "OTEL_PYTHON_DISTRO"),
+        ("opentelemetry_configurator", "OTEL_PYTHON_CONFIGURATOR"),
+    ):
+        names = [ep.name for ep in entry_points(group=group)]
+        chosen = env.get(variable)
+        kind = group.removeprefix("opentelemetry_")
+        if "lumen" not in names:
+            checks.append(
+                Check(
+                    kind,
+                    "fail",
+                    f"lumen-otel's {kind} entry point is not installed: "
+                    "reinstall lumen-otel in this environment",
+                )
+            )
+        elif chosen and chosen != "lumen":
+            checks.append(
+                Check(
+                    kind,
+                    "warn",
+                    f"{variable}={chosen}: opentelemetry-instrument will use that {kind}, not lumen-otel's",
+                )
+            )
+        elif len(names) > 1 and not chosen:
+            others = ", ".join(n for n in names if n != "lumen")
+            checks.append(
+                Check(
+                    kind,
+                    "warn",
+                    f"another {kind} is installed ({others}); opentelemetry-instrument "
+                    f"takes the first one it finds. Set {variable}=lumen",
+                )
+            )
+        else:
+            checks.append(
+                Check(kind, "ok", f"lumen ({variable}={chosen})" if chosen else "lumen (the only one)")
+            )
+    return checks
+
+
+# ---------------------------------------------------------------- traps
+
+
+def _flag(args: list[str], *names: str) -> bool:
+    return any(a in names or any(a.startswith(n + "=") for n in names) for a in args)
+
+
+def _trap_checks(command: list[str], env: Mapping[str, str], protocol: str) -> list[Check]:
+    checks = []
+    program = os.path.basename(command[0]) if command else ""
+    args = command[1:]
+    if program == "opentelemetry-instrument" and args:
+        program, args = os.path.basename(args[0]), args[1:]
+    if program in ("python", "python3") and args[:2] in (["-m", "uvicorn"], ["-m", "gunicorn"]):
+        program, args = args[1], args[2:]
+    reload_env = env.get("UVICORN_RELOAD", "").lower() in ("1", "true", "yes")
+    if (program == "uvicorn" and _flag(args, "--reload")) or reload_env:
+        checks.append(
+            Check(
+                "uvicorn --reload",
+                "warn",
+                "the app runs in a reloader child process that opentelemetry-instrument does not "
+                "set up reliably (upstream lists --reload as unsupported): use it in development "
+                "only, or call lumen_otel.bootstrap() at the top of the app module",
+            )
+        )
+    gunicorn_args = args if program == "gunicorn" else []
+    gunicorn_args += shlex.split(env.get("GUNICORN_CMD_ARGS", ""))
+    if _flag(gunicorn_args, "--preload"):
+        if protocol == "grpc":
+            checks.append(
+                Check(
+                    "gunicorn --preload",
+                    "warn",
+                    "OTLP over gRPC: a gRPC channel made in the master before fork does not work in "
+                    "the workers. Use OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (the default), or "
+                    "drop --preload",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "gunicorn --preload",
+                    "ok",
+                    "no post_fork hook needed: lumen-otel restarts its log writer and OTLP export "
+                    "threads and gives each worker its own service.instance.id after fork "
+                    "(os.register_at_fork), and the SDK's span/metric/log processors re-start "
+                    "theirs. Only code of your own that opens connections at import needs one",
+                )
+            )
+    if importlib.util.find_spec("django") is not None and not env.get("DJANGO_SETTINGS_MODULE"):
+        checks.append(
+            Check(
+                "Django",
+                "warn",
+                "Django is installed but DJANGO_SETTINGS_MODULE is not set: under "
+                "opentelemetry-instrument the Django instrumentation then configures empty "
+                "settings before manage.py/wsgi.py sets it. Export it before starting "
+                "(ignore this for a service that is not Django)",
+            )
+        )
+    return checks
+
+
+# ---------------------------------------------------------------- the whole diagnosis
+
+
+def diagnose(
+    env: Mapping[str, str] | None = None, command: list[str] | None = None, timeout: float = 3.0
+) -> DoctorReport:
+    from lumen_otel._settings import load_settings
+    from lumen_otel.exceptions import ConfigError
+
+    environ = os.environ if env is None else env
+    report = DoctorReport()
+    try:
+        settings = load_settings(environ)
+    except ConfigError as exc:
+        report.config_error = str(exc)
+        return report
+    report.settings = settings.describe()
+    for warning in settings.warnings:
+        report.checks.append(Check("settings", "warn", warning))
+    endpoints = []
+    if settings.otlp_endpoint is not None:
+        endpoints.append(("collector", settings.otlp_endpoint))
+    endpoints += [
+        (f"collector ({s.lower()})", environ[f"OTEL_EXPORTER_OTLP_{s}_ENDPOINT"])
+        for s in _SIGNALS
+        if environ.get(f"OTEL_EXPORTER_OTLP_{s}_ENDPOINT")
+    ]
+    if not endpoints:
+        report.checks.append(
+            Check("collector", "info", "no OTLP endpoint set: logs go to the console/files only")
+        )
+    for topic, url in endpoints:
+        report.checks.append(check_endpoint(url, environ, topic, timeout))
+    report.checks.extend(_distro_checks(environ))
+    report.instrumentations = _instrumentations(environ)
+    report.checks.extend(_trap_checks(command or [], environ, settings.otlp_protocol))
+    return report
+
+
+_MARKS = {"ok": ("✓", "green"), "info": ("·", "dim"), "warn": ("!", "yellow"), "fail": ("✗", "red bold")}
+
+
+def render(report: DoctorReport, console: Any) -> None:
+    from rich.table import Table
+
+    if report.config_error is not None:
+        console.print(f"[red bold]✗ configuration error:[/] {report.config_error}")
+        return
+    table = Table(title="Effective settings", title_justify="left", show_edge=False)
+    for column in ("setting", "value", "source"):
+        table.add_column(column, no_wrap=column != "value")
+    for setting, value, source in report.settings:
+        table.add_row(setting, value, source if source != "default" else f"[dim]{source}[/]")
+    console.print(table)
+    console.print()
+    console.print("[bold]Checks[/]")
+    for check in report.checks:
+        mark, style = _MARKS[check.status]
+        console.print(f"  [{style}]{mark}[/] [bold]{check.topic}[/]: {check.detail}")
+    console.print()
+    console.print("[bold]Instrumentations[/] (entry points opentelemetry_instrumentor)")
+    for row in report.instrumentations:
+        style = {"loads": "green", "skipped": "dim", "disabled": "yellow"}[row["status"]]
+        detail = f" [dim]({row['detail']})[/]" if row["detail"] else ""
+        console.print(f"  [{style}]{row['status']:<8}[/] {row['name']:<12} [dim]{row['package']}[/]{detail}")
+    console.print()
+    failures = sum(1 for c in report.checks if c.status == "fail")
+    warnings = sum(1 for c in report.checks if c.status == "warn")
+    if failures:
+        console.print(f"[red bold]{failures} problem(s)[/], {warnings} warning(s)")
+    else:
+        console.print(f"[green bold]healthy[/], {warnings} warning(s)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("doctor", context_settings={"allow_interspersed_args": False})
+    def doctor_command(
+        command: Annotated[
+            list[str] | None,
+            typer.Argument(
+                metavar="COMMAND", help="After --: the service's start command, checked for known traps."
+            ),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+        timeout: Annotated[
+            float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the collector.")
+        ] = 3.0,
+    ) -> None:
+        """Check settings (and where each came from), the collector, instrumentations and known traps."""
+        from lumen_otel.cli.trace import make_console
+
+        report = diagnose(command=command or [], timeout=timeout)
+        if as_json:
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            render(report, make_console(stderr=report.config_error is not None))
+        raise typer.Exit(report.exit_code)

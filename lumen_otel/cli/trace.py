@@ -1,0 +1,628 @@
+"""``lumen-otel trace <id>``: every record of one request across services, as a timeline tree.
+
+Records come from a log directory (the JSON-lines ``<service>.log`` files lumen-otel
+writes, rotated ones included) or from Loki (``--loki URL``, LogQL over its HTTP API).
+Both become the same :class:`Record`; :func:`build_timeline` groups them by service and span
+and nests each span under the span of another service whose time window encloses it (log
+records carry no parent span id, but one request's hops on one clock nest cleanly), and
+:func:`render` draws the tree that ``lumen-otel demo`` prints too.
+
+The ID may be a correlation ID (any valid form, a UUID in any case) or a 32-hex trace id:
+the correlation ID of a request that came without one *is* its trace id in UUID form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = [
+    "Query",
+    "Record",
+    "Timeline",
+    "build_timeline",
+    "load_from_dir",
+    "load_from_loki",
+    "parse_query",
+    "register",
+    "render",
+]
+
+_TRACE_HEX = re.compile(r"[0-9a-fA-F]{32}")
+_CORE_KEYS = frozenset(
+    {
+        "timestamp",
+        "level",
+        "service_name",
+        "hostname",
+        "logger",
+        "message",
+        "correlation_id",
+        "trace_id",
+        "span_id",
+        "exception",
+    }
+)
+_ACCESS_LOGGERS = frozenset({"uvicorn.access", "django.server", "gunicorn.access"})
+_REQUEST_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
+
+
+# ---------------------------------------------------------------- the query
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to look for: a correlation ID, and the trace id it maps to when it is one."""
+
+    raw: str
+    correlation_id: str
+    trace_id: str | None
+
+    def matches(self, correlation_id: object, trace_id: object) -> bool:
+        return correlation_id == self.correlation_id or (
+            self.trace_id is not None and trace_id == self.trace_id
+        )
+
+
+def parse_query(raw: str) -> Query:
+    """A UUID (any case, braces) or 32-hex trace id gives both forms; anything else is a legacy ID.
+
+    Raises:
+        ValueError: not a UUID, a trace id or a valid correlation ID.
+    """
+    text = raw.strip()
+    if _TRACE_HEX.fullmatch(text):
+        value = int(text, 16)
+        if value == 0:
+            raise ValueError("the all-zero trace id is not valid")
+        return Query(raw, str(uuid.UUID(int=value)), text.lower())
+    from lumen_otel._correlation import parse_correlation_id, trace_id_for_correlation_id
+
+    cid = parse_correlation_id(text, warn=False)
+    if cid is None:
+        raise ValueError(
+            f"{raw!r} is neither a UUID, a 32-hex trace id nor a valid correlation ID "
+            "(1-128 characters of A-Z a-z 0-9 . _ : + = / @ -)"
+        )
+    return Query(raw, cid, format(trace_id_for_correlation_id(cid), "032x"))
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass
+class Record:
+    """One log record, from a file or from Loki."""
+
+    time: float  # seconds since the epoch
+    service: str
+    level: str
+    logger: str
+    message: str
+    correlation_id: str | None
+    trace_id: str | None
+    span_id: str | None
+    extras: dict[str, Any] = field(default_factory=dict)
+    exception: dict[str, Any] | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.level in ("ERROR", "CRITICAL") or self.exception is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "timestamp": _rfc3339(self.time),
+            "level": self.level,
+            "service_name": self.service,
+            "logger": self.logger,
+            "message": self.message,
+            "correlation_id": self.correlation_id,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            **self.extras,
+            **({"exception": self.exception} if self.exception is not None else {}),
+        }
+
+
+def _rfc3339(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _parse_time(text: str) -> float | None:
+    """Seconds since the epoch, computed as Loki's nanoseconds are, so both sources agree."""
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return ((when - _EPOCH) // dt.timedelta(microseconds=1)) * 1000 / 1e9
+
+
+def _record_from_line(data: dict[str, Any]) -> Record | None:
+    stamp = _parse_time(str(data.get("timestamp", "")))
+    if stamp is None:
+        return None
+    exception = data.get("exception")
+    return Record(
+        time=stamp,
+        service=str(data.get("service_name") or "?"),
+        level=str(data.get("level") or "INFO"),
+        logger=str(data.get("logger") or ""),
+        message=str(data.get("message") or ""),
+        correlation_id=data.get("correlation_id"),
+        trace_id=data.get("trace_id"),
+        span_id=data.get("span_id"),
+        extras={k: v for k, v in data.items() if k not in _CORE_KEYS},
+        exception=exception if isinstance(exception, dict) else None,
+    )
+
+
+def _log_files(log_dir: Path) -> list[Path]:
+    files = [p for p in log_dir.glob("*.log") if p.is_file()]
+    files += [p for p in log_dir.glob("*.log.*") if p.is_file() and p.suffix[1:].isdigit()]
+    return sorted(files)
+
+
+def _scan(files: Iterable[Path], needles: set[str]) -> Iterator[dict[str, Any]]:
+    for path in files:
+        try:
+            handle = path.open("r", encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        with handle:
+            for line in handle:
+                if not any(needle in line for needle in needles):
+                    continue  # cheap: most lines of a busy log are other requests
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    yield data
+
+
+def load_from_dir(log_dir: Path, query: Query) -> list[Record]:
+    """Every record of the request in ``log_dir``, oldest first.
+
+    Records of the request's trace ids are included too (one ID can span several traces, and
+    a trace may have records logged before the correlation ID was known).
+    """
+    files = _log_files(log_dir)
+    needles = {query.correlation_id, *([query.trace_id] if query.trace_id else [])}
+    found: dict[tuple[Any, ...], Record] = {}
+    trace_ids: set[str] = set()
+    for _ in range(2):  # the second pass picks up records found only by their trace id
+        for data in _scan(files, needles):
+            if not (
+                query.matches(data.get("correlation_id"), data.get("trace_id"))
+                or data.get("trace_id") in trace_ids
+            ):
+                continue
+            record = _record_from_line(data)
+            if record is not None:
+                found[(record.time, record.service, record.span_id, record.message)] = record
+                if record.trace_id:
+                    trace_ids.add(record.trace_id)
+        new = trace_ids - needles
+        if not new:
+            break
+        needles = needles | new
+    return sorted(found.values(), key=lambda r: r.time)
+
+
+# ---------------------------------------------------------------- Loki
+
+#: structured metadata Loki adds from the OTLP resource and record: not the user's extras
+_LOKI_INTERNAL = frozenset(
+    {
+        "service_name",
+        "service_version",
+        "service_instance_id",
+        "service_namespace",
+        "host_name",
+        "deployment_environment_name",
+        "deployment_environment",
+        "detected_level",
+        "level",
+        "severity_text",
+        "severity_number",
+        "scope_name",
+        "scope_version",
+        "observed_timestamp",
+        "flags",
+        "trace_id",
+        "span_id",
+        "correlation_id",
+        "telemetry_distro_name",
+        "telemetry_distro_version",
+        "telemetry_sdk_name",
+        "telemetry_sdk_language",
+        "telemetry_sdk_version",
+        "exception_type",
+        "exception_message",
+        "exception_stacktrace",
+        "logger",
+    }
+)
+_LOKI_INTERNAL_PREFIXES = ("code_", "process_", "os_", "k8s_", "container_")
+
+
+def logql(query: Query, by: str = "correlation_id") -> str:
+    value = query.correlation_id if by == "correlation_id" else query.trace_id
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'{{service_name=~".+"}} | {by}="{escaped}"'
+
+
+def _loki_records(payload: dict[str, Any]) -> list[Record]:
+    records: list[Record] = []
+    for stream in payload.get("data", {}).get("result", []) or []:
+        labels = dict(stream.get("stream") or {})
+        for value in stream.get("values") or []:
+            if len(value) < 2:
+                continue
+            meta = dict(labels)
+            if len(value) > 2 and isinstance(value[2], dict):  # categorize-labels encoding
+                meta.update(value[2].get("structuredMetadata") or {})
+                meta.update(value[2].get("parsed") or {})
+            exception = None
+            if meta.get("exception_type") or meta.get("exception_message"):
+                exception = {
+                    "type": meta.get("exception_type"),
+                    "message": meta.get("exception_message"),
+                    "stacktrace": meta.get("exception_stacktrace"),
+                }
+            records.append(
+                Record(
+                    time=int(value[0]) / 1e9,
+                    service=str(meta.get("service_name") or "?"),
+                    level=str(
+                        meta.get("severity_text") or meta.get("detected_level") or meta.get("level") or "INFO"
+                    ).upper(),
+                    logger=str(meta.get("scope_name") or meta.get("logger") or ""),
+                    message=str(value[1]),
+                    correlation_id=meta.get("correlation_id"),
+                    trace_id=meta.get("trace_id") or None,
+                    span_id=meta.get("span_id") or None,
+                    extras={
+                        k: v
+                        for k, v in meta.items()
+                        if k not in _LOKI_INTERNAL and not k.startswith(_LOKI_INTERNAL_PREFIXES)
+                    },
+                    exception=exception,
+                )
+            )
+    return records
+
+
+def load_from_loki(
+    url: str, query: Query, since: float = 7 * 86400.0, timeout: float = 15.0, limit: int = 5000
+) -> list[Record]:
+    """The request's records from Loki's ``/loki/api/v1/query_range``, oldest first.
+
+    Asks by correlation ID; when that finds nothing and the ID maps to a trace id, by trace id.
+
+    Raises:
+        RuntimeError: Loki could not be reached or refused the query.
+    """
+    import httpx
+
+    end = time.time_ns()
+    start = end - int(since * 1e9)
+    records: list[Record] = []
+    for by in ("correlation_id", "trace_id"):
+        if by == "trace_id" and (records or query.trace_id is None):
+            break
+        params = {
+            "query": logql(query, by),
+            "start": str(start),
+            "end": str(end),
+            "limit": str(limit),
+            "direction": "forward",
+        }
+        try:
+            response = httpx.get(
+                f"{url.rstrip('/')}/loki/api/v1/query_range",
+                params=params,
+                headers={"X-Loki-Response-Encoding-Flags": "categorize-labels"},
+                timeout=timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"could not reach Loki at {url}: {exc}") from None
+        if response.status_code != 200:
+            raise RuntimeError(f"Loki answered {response.status_code}: {response.text[:300]}")
+        try:
+            records = _loki_records(response.json())
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise RuntimeError(f"Loki's answer is not a query_range response: {exc}") from None
+    return sorted(records, key=lambda r: r.time)
+
+
+# ---------------------------------------------------------------- the timeline
+
+
+@dataclass
+class SpanNode:
+    """The records one service logged inside one span, and the spans nested in it."""
+
+    service: str
+    span_id: str | None
+    records: list[Record]
+    children: list[SpanNode] = field(default_factory=list)
+    parent: SpanNode | None = field(default=None, repr=False)
+
+    @property
+    def start(self) -> float:
+        return self.records[0].time
+
+    @property
+    def end(self) -> float:
+        return self.records[-1].time
+
+    @property
+    def name(self) -> str:
+        """``POST /exams → 201`` from the server's access-log line, else the span id."""
+        for record in self.records:
+            if record.logger in _ACCESS_LOGGERS:
+                match = _REQUEST_LINE.search(record.message)
+                if match:
+                    return f"{match['method']} {match['path']} → {match['status']}"
+        return f"span {self.span_id}" if self.span_id else "no span"
+
+    @property
+    def has_error(self) -> bool:
+        return any(r.is_error for r in self.records) or any(c.has_error for c in self.children)
+
+
+@dataclass
+class Timeline:
+    query: Query
+    source: str
+    records: list[Record]
+    roots: list[SpanNode]
+
+    @property
+    def start(self) -> float:
+        return self.records[0].time if self.records else 0.0
+
+    @property
+    def services(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for record in self.records:
+            seen.setdefault(record.service, None)
+        return list(seen)
+
+    @property
+    def correlation_ids(self) -> list[str]:
+        return sorted({r.correlation_id for r in self.records if r.correlation_id})
+
+    @property
+    def trace_ids(self) -> list[str]:
+        return sorted({r.trace_id for r in self.records if r.trace_id})
+
+    def to_json(self) -> dict[str, Any]:
+        def span(node: SpanNode) -> dict[str, Any]:
+            return {
+                "service": node.service,
+                "span_id": node.span_id,
+                "name": node.name,
+                "start": _rfc3339(node.start),
+                "offset_ms": round((node.start - self.start) * 1000, 3),
+                "duration_ms": round((node.end - node.start) * 1000, 3),
+                "error": node.has_error,
+                "records": [r.to_json() for r in node.records],
+                "children": [span(c) for c in node.children],
+            }
+
+        return {
+            "query": self.query.raw,
+            "source": self.source,
+            "correlation_ids": self.correlation_ids,
+            "trace_ids": self.trace_ids,
+            "services": self.services,
+            "record_count": len(self.records),
+            "duration_ms": round((self.records[-1].time - self.start) * 1000, 3) if self.records else 0.0,
+            "spans": [span(r) for r in self.roots],
+        }
+
+
+def build_timeline(query: Query, records: list[Record], source: str) -> Timeline:
+    groups: dict[tuple[str, str | None], list[Record]] = {}
+    for record in sorted(records, key=lambda r: r.time):
+        groups.setdefault((record.service, record.span_id), []).append(record)
+    nodes = sorted((SpanNode(s, sid, recs) for (s, sid), recs in groups.items()), key=lambda n: n.start)
+    roots: list[SpanNode] = []
+    for node in nodes:
+        # The innermost span of another service that was open for all of this one.
+        enclosing = [
+            other
+            for other in nodes
+            if other is not node
+            and other.service != node.service
+            and other.span_id is not None
+            and other.start <= node.start
+            and node.end <= other.end
+            and not _is_descendant(other, node)
+        ]
+        if enclosing and node.span_id is not None:
+            parent = max(enclosing, key=lambda n: n.start)
+            node.parent = parent
+            parent.children.append(node)
+        else:
+            roots.append(node)
+    return Timeline(query, source, sorted(records, key=lambda r: r.time), roots)
+
+
+def _is_descendant(candidate: SpanNode, node: SpanNode) -> bool:
+    parent = candidate.parent
+    while parent is not None:
+        if parent is node:
+            return True
+        parent = parent.parent
+    return False
+
+
+# ---------------------------------------------------------------- rendering
+
+_SERVICE_STYLES = ("cyan", "magenta", "green", "blue", "yellow", "bright_cyan", "bright_magenta")
+_LEVEL_STYLES = {
+    "DEBUG": "dim",
+    "INFO": "green",
+    "WARNING": "yellow bold",
+    "ERROR": "red bold",
+    "CRITICAL": "white on red",
+}
+
+
+def make_console(stderr: bool = False) -> Any:
+    """Rich console: colour only on a terminal and without ``NO_COLOR``; wide lines when piped."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        # a pipe or a file has no width: do not wrap lines that grep and tests read
+        console = Console(stderr=stderr, highlight=False, width=max(console.width, 400))
+    return console
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, str):
+        return value if " " not in value else json.dumps(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def render(timeline: Timeline, console: Any) -> None:
+    """The tree: request → service/span (offset, duration) → log lines; errors in red."""
+    from rich.text import Text
+    from rich.tree import Tree
+
+    styles = {name: _SERVICE_STYLES[i % len(_SERVICE_STYLES)] for i, name in enumerate(timeline.services)}
+    records = timeline.records
+    total = records[-1].time - timeline.start if records else 0.0
+    errors = sum(1 for r in records if r.is_error)
+    title = Text()
+    title.append("Request ", style="bold")
+    title.append(", ".join(timeline.correlation_ids) or timeline.query.correlation_id, style="bold")
+    title.append("  trace ", style="dim")
+    title.append(", ".join(timeline.trace_ids) or "-")
+    title.append(f"\n{len(timeline.services)} services · {len(records)} records · {_ms(total)}", style="dim")
+    if errors:
+        title.append(f" · {errors} error{'s' if errors != 1 else ''}", style="red bold")
+    title.append(f" · {timeline.source}", style="dim")
+    tree = Tree(title, guide_style="dim")
+
+    def add_span(parent: Any, node: SpanNode) -> None:
+        label = Text()
+        label.append(node.service, style=f"bold {styles.get(node.service, '')}")
+        label.append(f"  {node.name}", style="red bold" if node.has_error else "")
+        label.append(f"  +{_ms(node.start - timeline.start)}  ", style="dim")
+        label.append(f"{_ms(node.end - node.start)}", style="bold")
+        if node.has_error:
+            label.append("  ✗ error", style="red bold")
+        branch = parent.add(label)
+        items: list[tuple[float, int, Any]] = [(r.time, 0, r) for r in node.records]
+        items += [(c.start, 1, c) for c in node.children]
+        for _, kind, item in sorted(items, key=lambda t: (t[0], t[1])):
+            if kind:
+                add_span(branch, item)
+            else:
+                branch.add(_record_text(item, timeline.start))
+
+    for root in timeline.roots:
+        add_span(tree, root)
+    console.print(tree)
+
+
+def _record_text(record: Record, start: float) -> Any:
+    from rich.text import Text
+
+    style = _LEVEL_STYLES.get(record.level, "")
+    text = Text()
+    text.append(f"{'+' + _ms(record.time - start):>11}  ", style="dim")
+    text.append(f"{record.level:<7}", style=style)
+    text.append(f" {record.logger}: ", style="dim")
+    message = record.message.replace("\r\n", "\n").replace("\r", "\n")
+    text.append(message, style="red" if record.is_error else "")
+    if record.extras:
+        text.append("  " + " ".join(f"{k}={_short(v)}" for k, v in record.extras.items()), style="dim")
+    if record.exception:
+        text.append(f"\n{record.exception.get('type')}: {record.exception.get('message')}", style="red")
+    return text
+
+
+# ---------------------------------------------------------------- the command
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("trace")
+    def trace_command(
+        request_id: Annotated[
+            str, typer.Argument(metavar="ID", help="Correlation ID (UUID or legacy) or 32-hex trace id.")
+        ],
+        log_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--log-dir",
+                envvar="LUMEN_LOG_DIR",
+                show_envvar=True,
+                help="Directory of <service>.log files (default: ./logs).",
+            ),
+        ] = None,
+        loki: Annotated[
+            str | None,
+            typer.Option("--loki", metavar="URL", help="Query Loki's HTTP API instead of a log directory."),
+        ] = None,
+        since: Annotated[
+            float,
+            typer.Option("--since", metavar="HOURS", min=0.01, help="With --loki: how far back to look."),
+        ] = 168.0,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as JSON.")] = False,
+    ) -> None:
+        """Show every record of one request across services as a timeline tree."""
+        err = make_console(stderr=True)
+        try:
+            query = parse_query(request_id)
+        except ValueError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        if loki:
+            source = f"loki {loki}"
+            try:
+                records = load_from_loki(loki, query, since=since * 3600)
+            except RuntimeError as exc:
+                err.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(2) from None
+        else:
+            directory = log_dir or Path("logs")
+            if not directory.is_dir():
+                err.print(f"[red]error:[/] no log directory {directory} (use --log-dir or LUMEN_LOG_DIR)")
+                raise typer.Exit(2)
+            source = str(directory)
+            records = load_from_dir(directory, query)
+        if not records:
+            message = f"no records for {request_id} in {source}"
+            if as_json:
+                print(json.dumps({"query": request_id, "source": source, "record_count": 0, "spans": []}))
+            err.print(f"[yellow]{message}[/]")
+            raise typer.Exit(1)
+        timeline = build_timeline(query, records, source)
+        if as_json:
+            print(json.dumps(timeline.to_json(), indent=2, default=str))
+        else:
+            render(timeline, make_console())
