@@ -29,20 +29,20 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.util.types import AttributeValue
 
 from lumen_otel._correlation import CorrelationIdSpanProcessor
 from lumen_otel._guard import internal_logger
 from lumen_otel._ids import UuidTraceIdGenerator
-from lumen_otel._propagator import install_propagators, install_response_propagator
-from lumen_otel._sampling import build_sampler
 from lumen_otel._logging import pipeline as pipeline_module
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.files import SharedRotatingFile
 from lumen_otel._logging.otlp import OtlpBridge, ResilientLogProcessor
+from lumen_otel._propagator import install_propagators, install_response_propagator
 from lumen_otel._redaction import Redactor, set_default_redactor
+from lumen_otel._sampling import build_sampler
 from lumen_otel._settings import Settings, load_settings
 from lumen_otel._version import __version__
 
@@ -91,7 +91,9 @@ class TelemetryHandle:
         self.pipeline.flush(timeout)
         # The providers shut down side by side against one deadline: one after the other,
         # each hung exporter would add a whole timeout (3x LUMEN_SHUTDOWN_TIMEOUT in all).
-        providers = [p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p is not None]
+        providers = [
+            p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p is not None
+        ]
         workers = [_start(provider.shutdown) for provider in providers]
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -143,6 +145,23 @@ def _flush_on_sigterm() -> None:
         return
 
 
+def _keep_sigterm_flush_in_uvicorn_workers() -> None:
+    """gunicorn's ``UvicornWorker`` resets SIGTERM to the default action in each forked worker,
+    and uvicorn then re-raises it after its graceful stop: re-install the flush after that reset."""
+    workers = sys.modules.get("uvicorn.workers")
+    worker_class = getattr(workers, "UvicornWorker", None)
+    if worker_class is None or getattr(worker_class.init_signals, "_lumen_flush", False):
+        return
+    original = worker_class.init_signals
+
+    def init_signals(self: Any) -> None:
+        original(self)
+        _flush_on_sigterm()
+
+    init_signals._lumen_flush = True  # type: ignore[attr-defined]
+    worker_class.init_signals = init_signals
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     handle = _handle
     if handle is not None:
@@ -179,7 +198,7 @@ def _refresh_instance_id_after_fork(resource: Resource) -> None:
     def refresh() -> None:
         attrs = dict(resource.attributes)
         attrs["service.instance.id"] = str(uuid.uuid4())
-        resource._attributes = BoundedAttributes(attributes=attrs)  # noqa: SLF001
+        resource._attributes = BoundedAttributes(attributes=attrs)
 
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=refresh)
@@ -251,9 +270,11 @@ class _LogCounters:
     def __init__(self) -> None:
         meter = metrics.get_meter("lumen_otel", __version__)
         self.records = meter.create_counter(
-            "lumen.log.records", unit="{record}", description="Log records written, by severity")
+            "lumen.log.records", unit="{record}", description="Log records written, by severity"
+        )
         self.dropped = meter.create_counter(
-            "lumen.log.dropped", unit="{record}", description="Log records lost, by reason")
+            "lumen.log.dropped", unit="{record}", description="Log records lost, by reason"
+        )
 
     def count_records(self, levels: Counter[str]) -> None:
         for level, count in levels.items():
@@ -263,18 +284,21 @@ class _LogCounters:
         self.dropped.add(count, {"reason": reason})
 
 
-def _build_pipeline(settings: Settings, redactor: Redactor, logger_provider: LoggerProvider | None,
-                    counters: _LogCounters) -> pipeline_module.Pipeline:
+def _build_pipeline(
+    settings: Settings, redactor: Redactor, logger_provider: LoggerProvider | None, counters: _LogCounters
+) -> pipeline_module.Pipeline:
     log_file = None
     if settings.log_dir is not None:
         log_file = SharedRotatingFile(
             settings.log_dir / f"{settings.service_name}.log",
-            settings.log_file_max_bytes, settings.log_file_backups,
+            settings.log_file_max_bytes,
+            settings.log_file_backups,
         )
     return pipeline_module.Pipeline(
         enricher=Enricher(settings.service_name, redactor),
-        console=sys.stderr if settings.console and settings.log_format == "text" else (
-            sys.stdout if settings.console else None),
+        console=sys.stderr
+        if settings.console and settings.log_format == "text"
+        else (sys.stdout if settings.console else None),
         console_json=settings.log_format == "json",
         log_file=log_file,
         otlp=OtlpBridge(logger_provider) if logger_provider is not None else None,
@@ -324,7 +348,9 @@ def bootstrap(service_name: str | None = None, **overrides: Any) -> TelemetryHan
     return _setup(service_name, overrides, full=True, launcher=False)
 
 
-def _setup(service_name: str | None, overrides: dict[str, Any], *, full: bool, launcher: bool) -> TelemetryHandle:
+def _setup(
+    service_name: str | None, overrides: dict[str, Any], *, full: bool, launcher: bool
+) -> TelemetryHandle:
     global _handle  # noqa: PLW0603
     with _lock:
         if _handle is not None and (_handle.full or not full):
@@ -339,6 +365,8 @@ def _setup(service_name: str | None, overrides: dict[str, Any], *, full: bool, l
         _handle = _install(settings, sampler, launcher=launcher)
         atexit.register(_handle.shutdown)
         _flush_on_sigterm()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_keep_sigterm_flush_in_uvicorn_workers)
         return _handle
 
 
@@ -351,15 +379,17 @@ def _install(settings: Settings, sampler: Sampler | None, *, launcher: bool) -> 
     logger_provider = _logger_provider(settings, resource, counters)
     pipeline = _build_pipeline(settings, redactor, logger_provider, counters)
     pipeline_module.install(pipeline, settings.log_level)
-    handle = TelemetryHandle(settings=settings, pipeline=pipeline, logger_provider=logger_provider,
-                             resource=resource)
+    handle = TelemetryHandle(
+        settings=settings, pipeline=pipeline, logger_provider=logger_provider, resource=resource
+    )
     if sampler is not None:
         _install_tracing_and_metrics(handle, redactor, sampler, launcher)
     return handle
 
 
-def _upgrade(handle: TelemetryHandle, settings: Settings, sampler: Sampler | None,
-             launcher: bool) -> TelemetryHandle:
+def _upgrade(
+    handle: TelemetryHandle, settings: Settings, sampler: Sampler | None, launcher: bool
+) -> TelemetryHandle:
     assert sampler is not None
     _install_tracing_and_metrics(handle, _build_redactor(settings), sampler, launcher)
     return handle
@@ -369,28 +399,36 @@ def _logger_provider(settings: Settings, resource: Resource, counters: _LogCount
     if settings.otlp_endpoint is None and not os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"):
         return None
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_log_record_processor(ResilientLogProcessor(
-        _exporter(settings, "logs"),
-        max_queue_size=settings.otlp_queue_size,
-        on_drop=counters.count_dropped,
-        shutdown_timeout=settings.shutdown_timeout,
-    ))
+    provider.add_log_record_processor(
+        ResilientLogProcessor(
+            _exporter(settings, "logs"),
+            max_queue_size=settings.otlp_queue_size,
+            on_drop=counters.count_dropped,
+            shutdown_timeout=settings.shutdown_timeout,
+        )
+    )
     set_logger_provider(provider)
     return provider
 
 
-def _install_tracing_and_metrics(handle: TelemetryHandle, redactor: Redactor, sampler: Sampler,
-                                 launcher: bool) -> None:
+def _install_tracing_and_metrics(
+    handle: TelemetryHandle, redactor: Redactor, sampler: Sampler, launcher: bool
+) -> None:
     settings = handle.settings
     resource = handle.resource or build_resource(settings)
     exporting = settings.otlp_endpoint is not None
 
     tracer_provider = TracerProvider(
-        resource=resource, shutdown_on_exit=False, id_generator=UuidTraceIdGenerator(), sampler=sampler,
+        resource=resource,
+        shutdown_on_exit=False,
+        id_generator=UuidTraceIdGenerator(),
+        sampler=sampler,
     )
     tracer_provider.add_span_processor(CorrelationIdSpanProcessor())
     if exporting and settings.traces:
-        tracer_provider.add_span_processor(BatchSpanProcessor(_redacting(_exporter(settings, "traces"), redactor)))
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(_redacting(_exporter(settings, "traces"), redactor))
+        )
     _set_global(trace.set_tracer_provider, trace.get_tracer_provider, tracer_provider, "TracerProvider")
     handle.tracer_provider = tracer_provider
 
@@ -411,7 +449,8 @@ def _set_global(setter: Callable[[Any], None], getter: Callable[[], Any], provid
     current = getter()
     if type(current).__module__.startswith("opentelemetry.sdk"):
         internal_logger().warning(
-            "a global %s was already set by someone else; lumen-otel's is not installed", kind)
+            "a global %s was already set by someone else; lumen-otel's is not installed", kind
+        )
         return
     setter(provider)
 
@@ -441,9 +480,10 @@ _INSTRUMENTORS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 def _instrument_installed_libraries(settings: Settings) -> None:
     import importlib
 
-    for module_name, class_name, kwargs in _INSTRUMENTORS:
+    for module_name, class_name, defaults in _INSTRUMENTORS:
+        kwargs = dict(defaults)
         if class_name == "FastAPIInstrumentor" and not settings.fastapi_internal_spans:
-            kwargs = {**kwargs, "exclude_spans": ["receive", "send"]}
+            kwargs["exclude_spans"] = ["receive", "send"]
         try:
             module = importlib.import_module(module_name)
         except ImportError:

@@ -52,6 +52,6 @@ class LumenConfigurator:
         try:
             _setup(None, {}, full=True, launcher=True)
         except ConfigError as exc:
-            print(f"lumen-otel: configuration error: {exc}", file=sys.stderr, flush=True)
+            sys.stderr.write(f"lumen-otel: configuration error: {exc}\n")
             sys.stderr.flush()
             os._exit(2)  # SystemExit would be swallowed or half-handled inside sitecustomize

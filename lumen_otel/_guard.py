@@ -40,8 +40,14 @@ def internal_logger() -> logging.Logger:
     return _INTERNAL
 
 
-def report_rate_limited(key: str, message: str, *args: object, level: int = logging.WARNING,
-                        interval: float = 60.0, exc_info: bool = False) -> bool:
+def report_rate_limited(
+    key: str,
+    message: str,
+    *args: object,
+    level: int = logging.WARNING,
+    interval: float = 60.0,
+    exc_info: bool = False,
+) -> bool:
     """Log ``message`` at most once per ``interval`` seconds for ``key``; True when logged."""
     now = time.monotonic()
     with _lock:
@@ -73,7 +79,7 @@ def mark_internal_thread() -> None:
     _thread_state.internal = True
 
 
-class internal_scope:  # noqa: N801 - used like a function: `with internal_scope():`
+class internal_scope:
     """Records logged inside (e.g. by an exporter that logs) stay local: no OTLP re-entry."""
 
     __slots__ = ("_previous",)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 import sys
@@ -102,7 +103,7 @@ def _float(minimum: float) -> Callable[[str, str], float]:
             value = float(raw.strip())
         except ValueError:
             raise ConfigError(name, raw, f"a number >= {minimum}") from None
-        if value < minimum or value != value:  # NaN
+        if value < minimum or math.isnan(value):
             raise ConfigError(name, raw, f"a number >= {minimum}")
         return value
 
@@ -186,58 +187,176 @@ def _program_name() -> str:
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
-        "service_name", ("LUMEN_SERVICE_NAME", "OTEL_SERVICE_NAME"), None,
+        "service_name",
+        ("LUMEN_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+        None,
         _text(_SERVICE_NAME, "1-128 characters of letters, digits, '.', '_' or '-'"),
-        "1-128 characters of letters, digits, `.`, `_`, `-`", "Service name (`service.name`).",
+        "1-128 characters of letters, digits, `.`, `_`, `-`",
+        "Service name (`service.name`).",
         default_doc="the program's name, with a warning",
     ),
     Parameter(
-        "service_version", ("LUMEN_SERVICE_VERSION", "OTEL_SERVICE_VERSION"), "unknown",
-        _text(re.compile(r"[A-Za-z0-9._+\-]{1,64}"), "1-64 characters of letters, digits, '.', '_', '+', '-'"),
-        "a version string", "Service version (`service.version`).",
+        "service_version",
+        ("LUMEN_SERVICE_VERSION", "OTEL_SERVICE_VERSION"),
+        "unknown",
+        _text(
+            re.compile(r"[A-Za-z0-9._+\-]{1,64}"), "1-64 characters of letters, digits, '.', '_', '+', '-'"
+        ),
+        "a version string",
+        "Service version (`service.version`).",
     ),
-    Parameter("env", ("LUMEN_ENV",), "dev", _choice("dev", "prod"), "`dev`, `prod`",
-              "Deployment environment: picks console format and safety checks."),
-    Parameter("log_level", ("LUMEN_LOG_LEVEL", "LOG_LEVEL"), "INFO", _level,
-              "`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`", "Root logger level."),
-    Parameter("log_format", ("LUMEN_LOG_FORMAT", "LOG_FORMAT"), None, _choice("text", "json"),
-              "`text`, `json`", "Console format.", default_doc="`text` in dev, `json` in prod"),
-    Parameter("console", ("LUMEN_CONSOLE",), True, _bool, "boolean", "Console output on/off."),
-    Parameter("log_dir", ("LUMEN_LOG_DIR", "LOG_DIR"), None, _path, "a directory path",
-              "Directory for `<service>.log` (JSON lines).", default_doc="unset: no file"),
-    Parameter("log_file_max_bytes", ("LUMEN_LOG_FILE_MAX_BYTES",), 10 * 1024 * 1024, _int(1024),
-              "integer >= 1024", "Rotate the log file at this size.", default_doc="10485760 (10 MiB)"),
-    Parameter("log_file_backups", ("LUMEN_LOG_FILE_BACKUPS",), 5, _int(0), "integer >= 0",
-              "Rotated files kept."),
-    Parameter("log_queue_size", ("LUMEN_LOG_QUEUE_SIZE",), 100_000, _int(100), "integer >= 100",
-              "Records buffered for the console/file writer thread before callers wait."),
     Parameter(
-        "otlp_endpoint", ("LUMEN_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_COLLECTOR_URL"), None,
-        _endpoint, "`http(s)://host:port`", "OTLP collector endpoint.", default_doc="unset: no OTLP export",
+        "env",
+        ("LUMEN_ENV",),
+        "dev",
+        _choice("dev", "prod"),
+        "`dev`, `prod`",
+        "Deployment environment: picks console format and safety checks.",
     ),
-    Parameter("otlp_protocol", ("LUMEN_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf",
-              _choice("http/protobuf", "grpc"), "`http/protobuf`, `grpc`", "OTLP transport."),
-    Parameter("allow_insecure", ("LUMEN_ALLOW_INSECURE",), False, _bool, "boolean",
-              "Allow `http://` to a non-loopback collector (one loud warning)."),
-    Parameter("otlp_queue_size", ("LUMEN_OTLP_QUEUE_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE"), 20_000, _int(1),
-              "integer >= 1", "Log records held for OTLP export while the collector is slow or away."),
+    Parameter(
+        "log_level",
+        ("LUMEN_LOG_LEVEL", "LOG_LEVEL"),
+        "INFO",
+        _level,
+        "`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`",
+        "Root logger level.",
+    ),
+    Parameter(
+        "log_format",
+        ("LUMEN_LOG_FORMAT", "LOG_FORMAT"),
+        None,
+        _choice("text", "json"),
+        "`text`, `json`",
+        "Console format.",
+        default_doc="`text` in dev, `json` in prod",
+    ),
+    Parameter("console", ("LUMEN_CONSOLE",), True, _bool, "boolean", "Console output on/off."),
+    Parameter(
+        "log_dir",
+        ("LUMEN_LOG_DIR", "LOG_DIR"),
+        None,
+        _path,
+        "a directory path",
+        "Directory for `<service>.log` (JSON lines).",
+        default_doc="unset: no file",
+    ),
+    Parameter(
+        "log_file_max_bytes",
+        ("LUMEN_LOG_FILE_MAX_BYTES",),
+        10 * 1024 * 1024,
+        _int(1024),
+        "integer >= 1024",
+        "Rotate the log file at this size.",
+        default_doc="10485760 (10 MiB)",
+    ),
+    Parameter(
+        "log_file_backups", ("LUMEN_LOG_FILE_BACKUPS",), 5, _int(0), "integer >= 0", "Rotated files kept."
+    ),
+    Parameter(
+        "log_queue_size",
+        ("LUMEN_LOG_QUEUE_SIZE",),
+        100_000,
+        _int(100),
+        "integer >= 100",
+        "Records buffered for the console/file writer thread before callers wait.",
+    ),
+    Parameter(
+        "otlp_endpoint",
+        ("LUMEN_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_COLLECTOR_URL"),
+        None,
+        _endpoint,
+        "`http(s)://host:port`",
+        "OTLP collector endpoint.",
+        default_doc="unset: no OTLP export",
+    ),
+    Parameter(
+        "otlp_protocol",
+        ("LUMEN_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        "http/protobuf",
+        _choice("http/protobuf", "grpc"),
+        "`http/protobuf`, `grpc`",
+        "OTLP transport.",
+    ),
+    Parameter(
+        "allow_insecure",
+        ("LUMEN_ALLOW_INSECURE",),
+        False,
+        _bool,
+        "boolean",
+        "Allow `http://` to a non-loopback collector (one loud warning).",
+    ),
+    Parameter(
+        "otlp_queue_size",
+        ("LUMEN_OTLP_QUEUE_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE"),
+        20_000,
+        _int(1),
+        "integer >= 1",
+        "Log records held for OTLP export while the collector is slow or away.",
+    ),
     Parameter("traces", ("LUMEN_TRACES",), True, _bool, "boolean", "Export traces when an endpoint is set."),
-    Parameter("metrics", ("LUMEN_METRICS",), True, _bool, "boolean", "Export metrics when an endpoint is set."),
-    Parameter("fastapi_internal_spans", ("LUMEN_FASTAPI_INTERNAL_SPANS",), False, _bool, "boolean",
-              "Keep FastAPI's per-message `http send`/`receive` spans (they halve throughput)."),
-    Parameter("shutdown_timeout", ("LUMEN_SHUTDOWN_TIMEOUT",), 5.0, _float(0.0), "seconds >= 0",
-              "Longest time shutdown/exit waits to flush queued telemetry."),
-    Parameter("correlation_header", ("LUMEN_CORRELATION_HEADER",), "X-Correlation-ID",
-              _text(_HEADER_NAME, "an HTTP header name (letters, digits, '-'; at most 64)"),
-              "an HTTP header name", "Correlation ID header."),
-    Parameter("redaction", ("LUMEN_REDACTION",), True, _bool, "boolean",
-              "Built-in PHI redaction rules; cannot be turned off when `LUMEN_ENV=prod`."),
-    Parameter("redaction_key", ("LUMEN_REDACTION_KEY",), None, _key, "a secret of >= 16 characters",
-              "HMAC key for keyed pseudonyms.", secret=True, default_doc="unset: `[REDACTED:KIND]`"),
-    Parameter("redaction_extra_keys", ("LUMEN_REDACTION_EXTRA_KEYS",), (), _csv,
-              "comma-separated key names", "More `extra`/attribute key names to redact.", default_doc="none"),
-    Parameter("redaction_extra_patterns", ("LUMEN_REDACTION_EXTRA_PATTERNS",), (), _patterns,
-              "a regex or a JSON array of regexes", "More value patterns to redact.", default_doc="none"),
+    Parameter(
+        "metrics", ("LUMEN_METRICS",), True, _bool, "boolean", "Export metrics when an endpoint is set."
+    ),
+    Parameter(
+        "fastapi_internal_spans",
+        ("LUMEN_FASTAPI_INTERNAL_SPANS",),
+        False,
+        _bool,
+        "boolean",
+        "Keep FastAPI's per-message `http send`/`receive` spans (they halve throughput).",
+    ),
+    Parameter(
+        "shutdown_timeout",
+        ("LUMEN_SHUTDOWN_TIMEOUT",),
+        5.0,
+        _float(0.0),
+        "seconds >= 0",
+        "Longest time shutdown/exit waits to flush queued telemetry.",
+    ),
+    Parameter(
+        "correlation_header",
+        ("LUMEN_CORRELATION_HEADER",),
+        "X-Correlation-ID",
+        _text(_HEADER_NAME, "an HTTP header name (letters, digits, '-'; at most 64)"),
+        "an HTTP header name",
+        "Correlation ID header.",
+    ),
+    Parameter(
+        "redaction",
+        ("LUMEN_REDACTION",),
+        True,
+        _bool,
+        "boolean",
+        "Built-in PHI redaction rules; cannot be turned off when `LUMEN_ENV=prod`.",
+    ),
+    Parameter(
+        "redaction_key",
+        ("LUMEN_REDACTION_KEY",),
+        None,
+        _key,
+        "a secret of >= 16 characters",
+        "HMAC key for keyed pseudonyms.",
+        secret=True,
+        default_doc="unset: `[REDACTED:KIND]`",
+    ),
+    Parameter(
+        "redaction_extra_keys",
+        ("LUMEN_REDACTION_EXTRA_KEYS",),
+        (),
+        _csv,
+        "comma-separated key names",
+        "More `extra`/attribute key names to redact.",
+        default_doc="none",
+    ),
+    Parameter(
+        "redaction_extra_patterns",
+        ("LUMEN_REDACTION_EXTRA_PATTERNS",),
+        (),
+        _patterns,
+        "a regex or a JSON array of regexes",
+        "More value patterns to redact.",
+        default_doc="none",
+    ),
 )
 
 _BY_FIELD = {p.field: p for p in PARAMETERS}
@@ -346,7 +465,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         sources["log_format"] = f"default (LUMEN_ENV={values['env']})"
     if values["env"] == "prod" and not values["redaction"]:
         raise ConfigError(
-            _source_name(sources, "redaction"), "false",
+            _source_name(sources, "redaction"),
+            "false",
             "true when LUMEN_ENV=prod: the built-in PHI rules cannot be turned off in production",
         )
     endpoint = values["otlp_endpoint"]
@@ -355,7 +475,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if endpoint.startswith("http://") and not _is_loopback(host):
             if not values["allow_insecure"]:
                 raise ConfigError(
-                    _source_name(sources, "otlp_endpoint"), endpoint,
+                    _source_name(sources, "otlp_endpoint"),
+                    endpoint,
                     "an https:// URL for a non-loopback collector "
                     "(or set LUMEN_ALLOW_INSECURE=true to send telemetry unencrypted)",
                 )
@@ -385,7 +506,9 @@ def _coerce_argument(param: Parameter, value: Any) -> Any:
     if isinstance(value, float) and isinstance(param.default, float):
         return param.parse(param.field, str(value))
     if isinstance(value, (list, tuple)) and isinstance(param.default, tuple):
-        return param.parse(param.field, json.dumps(list(value)) if "pattern" in param.field else ",".join(value))
+        return param.parse(
+            param.field, json.dumps(list(value)) if "pattern" in param.field else ",".join(value)
+        )
     raise ConfigError(param.field, value, param.accepted)
 
 

@@ -84,7 +84,9 @@ class OTLPReceiver:
             receiver.wait_for(lambda r: len(r.logs) >= 1)
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.logs: list[LogRecordView] = []
         self.spans: list[SpanView] = []
         self.metrics: list[dict[str, Any]] = []
@@ -98,7 +100,7 @@ class OTLPReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def do_POST(self) -> None:
@@ -171,25 +173,41 @@ class OTLPReceiver:
                     resource = _attrs(rl.resource.attributes)
                     for sl in rl.scope_logs:
                         for lr in sl.log_records:
-                            self.logs.append(LogRecordView(
-                                body=_any_value(lr.body), severity_text=lr.severity_text,
-                                severity_number=lr.severity_number, trace_id=_hex(lr.trace_id),
-                                span_id=_hex(lr.span_id), attributes=_attrs(lr.attributes),
-                                resource=resource, scope=sl.scope.name, time_unix_nano=lr.time_unix_nano,
-                            ))
+                            self.logs.append(
+                                LogRecordView(
+                                    body=_any_value(lr.body),
+                                    severity_text=lr.severity_text,
+                                    severity_number=lr.severity_number,
+                                    trace_id=_hex(lr.trace_id),
+                                    span_id=_hex(lr.span_id),
+                                    attributes=_attrs(lr.attributes),
+                                    resource=resource,
+                                    scope=sl.scope.name,
+                                    time_unix_nano=lr.time_unix_nano,
+                                )
+                            )
             elif path.endswith("/v1/traces"):
                 trace_request = ExportTraceServiceRequest.FromString(payload)
                 for rs in trace_request.resource_spans:
                     resource = _attrs(rs.resource.attributes)
                     for ss in rs.scope_spans:
                         for sp in ss.spans:
-                            self.spans.append(SpanView(
-                                name=sp.name, trace_id=sp.trace_id.hex(), span_id=sp.span_id.hex(),
-                                parent_span_id=_hex(sp.parent_span_id), kind=sp.kind,
-                                attributes=_attrs(sp.attributes), resource=resource,
-                                status_code=sp.status.code,
-                                events=[{"name": e.name, "attributes": _attrs(e.attributes)} for e in sp.events],
-                            ))
+                            self.spans.append(
+                                SpanView(
+                                    name=sp.name,
+                                    trace_id=sp.trace_id.hex(),
+                                    span_id=sp.span_id.hex(),
+                                    parent_span_id=_hex(sp.parent_span_id),
+                                    kind=sp.kind,
+                                    attributes=_attrs(sp.attributes),
+                                    resource=resource,
+                                    status_code=sp.status.code,
+                                    events=[
+                                        {"name": e.name, "attributes": _attrs(e.attributes)}
+                                        for e in sp.events
+                                    ],
+                                )
+                            )
             elif path.endswith("/v1/metrics"):
                 metrics_request = ExportMetricsServiceRequest.FromString(payload)
                 for rm in metrics_request.resource_metrics:
@@ -202,10 +220,15 @@ class OTLPReceiver:
                                 value = getattr(point, "as_int", 0) or getattr(point, "as_double", 0.0)
                                 if kind == "histogram":
                                     value = point.count
-                                self.metrics.append({
-                                    "name": metric.name, "kind": kind, "value": value,
-                                    "attributes": _attrs(point.attributes), "resource": resource,
-                                })
+                                self.metrics.append(
+                                    {
+                                        "name": metric.name,
+                                        "kind": kind,
+                                        "value": value,
+                                        "attributes": _attrs(point.attributes),
+                                        "resource": resource,
+                                    }
+                                )
 
     def metric_total(self, name: str, **attributes: Any) -> float:
         """The latest cumulative value of ``name`` summed over series matching ``attributes``."""
@@ -216,7 +239,10 @@ class OTLPReceiver:
                     continue
                 if any(point["attributes"].get(k) != v for k, v in attributes.items()):
                     continue
-                key = (point["resource"].get("service.instance.id"), tuple(sorted(point["attributes"].items())))
+                key = (
+                    point["resource"].get("service.instance.id"),
+                    tuple(sorted(point["attributes"].items())),
+                )
                 latest[key] = point["value"]
             return float(sum(latest.values()))
 

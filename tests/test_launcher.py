@@ -15,8 +15,17 @@ from tests.conftest import REPO, VENV_BIN, clean_env, free_port
 pytestmark = pytest.mark.integration
 
 APPS = REPO / "tests" / "apps"
-FIELDS = ["timestamp", "level", "service_name", "hostname", "logger", "message",
-          "correlation_id", "trace_id", "span_id"]
+FIELDS = [
+    "timestamp",
+    "level",
+    "service_name",
+    "hostname",
+    "logger",
+    "message",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+]
 
 
 def json_lines(text: str) -> list[dict[str, object]]:
@@ -30,20 +39,28 @@ def uvicorn_argv(port: int, launcher: bool = True) -> list[str]:
 
 def service_env(receiver: OTLPReceiver, log_dir: Path, **extra: str) -> dict[str, str]:
     settings = {
-        "OTEL_SERVICE_NAME": "orders", "LUMEN_ENV": "prod", "LUMEN_LOG_DIR": str(log_dir),
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        "OTEL_SERVICE_NAME": "orders",
+        "LUMEN_ENV": "prod",
+        "LUMEN_LOG_DIR": str(log_dir),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     return clean_env(**{**settings, **extra})
 
 
-def run_one_request(start_service, receiver: OTLPReceiver, log_dir: Path, launcher: bool = True,
-                    **extra: str) -> tuple[httpx.Response, object]:
+def run_one_request(
+    start_service, receiver: OTLPReceiver, log_dir: Path, launcher: bool = True, **extra: str
+) -> tuple[httpx.Response, object]:
     port = free_port()
     service = start_service(uvicorn_argv(port, launcher), service_env(receiver, log_dir, **extra), APPS, port)
     response = httpx.get(f"{service.url}/orders/7", timeout=10)
-    assert receiver.wait_for(lambda r: any(s.name == "GET /orders/{order_id}" for s in r.spans)
-                             and any(log.body == "order looked up" for log in r.logs))
+    assert receiver.wait_for(
+        lambda r: (
+            any(s.name == "GET /orders/{order_id}" for s in r.spans)
+            and any(log.body == "order looked up" for log in r.logs)
+        )
+    )
     service.stop()
     return response, service
 
@@ -58,8 +75,9 @@ def check_record_fields(record: dict[str, object], trace_id: str) -> None:
 
 
 class TestFastAPIUnderLauncher:
-    def test_one_request_reaches_console_file_and_otlp_with_every_field(self, start_service, otlp_receiver,
-                                                                         tmp_path):
+    def test_one_request_reaches_console_file_and_otlp_with_every_field(
+        self, start_service, otlp_receiver, tmp_path
+    ):
         """stdout, the log file and OTLP all carry the request's record, tied to the server span."""
         response, service = run_one_request(start_service, otlp_receiver, tmp_path)
         assert response.status_code == 200
@@ -98,8 +116,9 @@ class TestFastAPIUnderLauncher:
 
 class TestBootstrapInCode:
     def test_bootstrap_in_code_gives_the_same_output(self, start_service, otlp_receiver, tmp_path):
-        response, service = run_one_request(start_service, otlp_receiver, tmp_path, launcher=False,
-                                            APP_BOOTSTRAP_IN_CODE="1")
+        response, _ = run_one_request(
+            start_service, otlp_receiver, tmp_path, launcher=False, APP_BOOTSTRAP_IN_CODE="1"
+        )
         assert response.status_code == 200
         server_span = next(s for s in otlp_receiver.spans if s.name == "GET /orders/{order_id}")
         lines = json_lines((tmp_path / "orders.log").read_text())
@@ -118,10 +137,20 @@ class TestBootstrapInCode:
 class TestDjangoUnderLauncher:
     def test_gunicorn_django_request_has_every_field(self, start_service, otlp_receiver, tmp_path):
         port = free_port()
-        env = service_env(otlp_receiver, tmp_path, DJANGO_SETTINGS_MODULE="djangoapp.settings",
-                          OTEL_SERVICE_NAME="exams")
-        argv = [str(VENV_BIN / "opentelemetry-instrument"), str(VENV_BIN / "gunicorn"), "--bind",
-                f"127.0.0.1:{port}", "--workers", "1", "--access-logfile", "-", "djangoapp.wsgi:application"]
+        env = service_env(
+            otlp_receiver, tmp_path, DJANGO_SETTINGS_MODULE="djangoapp.settings", OTEL_SERVICE_NAME="exams"
+        )
+        argv = [
+            str(VENV_BIN / "opentelemetry-instrument"),
+            str(VENV_BIN / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--access-logfile",
+            "-",
+            "djangoapp.wsgi:application",
+        ]
         service = start_service(argv, env, APPS, port)
         assert httpx.get(f"{service.url}/exams/12", timeout=10).status_code == 200
         assert otlp_receiver.wait_for(lambda r: any(log.body == "exam looked up" for log in r.logs))

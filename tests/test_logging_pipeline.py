@@ -20,8 +20,17 @@ from lumen_otel._logging.formatters import ColorFormatter, use_color
 from lumen_otel.testing import capture_logs
 from tests.conftest import VENV_BIN, clean_env
 
-FIELDS = ["timestamp", "level", "service_name", "hostname", "logger", "message",
-          "correlation_id", "trace_id", "span_id"]
+FIELDS = [
+    "timestamp",
+    "level",
+    "service_name",
+    "hostname",
+    "logger",
+    "message",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+]
 
 
 @pytest.fixture
@@ -39,7 +48,11 @@ class TestRecordShape:
         with capture_logs() as records:
             logging.getLogger("app").info("outside any request")
         assert FIELDS == list(records[0])
-        assert (records[0]["correlation_id"], records[0]["trace_id"], records[0]["span_id"]) == (None, None, None)
+        assert (records[0]["correlation_id"], records[0]["trace_id"], records[0]["span_id"]) == (
+            None,
+            None,
+            None,
+        )
         assert records[0]["level"] == "INFO" and records[0]["service_name"] == "unit"
 
     def test_extra_values_of_any_type_reach_the_file(self, configured):
@@ -49,10 +62,17 @@ class TestRecordShape:
 
         cyclic: dict[str, object] = {"label": "loop"}
         cyclic["self"] = cyclic
-        logging.getLogger("app").info("with extras", extra={
-            "payload": {"a": [1, 2, {"b": None}]}, "obj": Thing(), "items": (1, "two"),
-            "blob": b"\xff\x00", "cyclic": cyclic, "big": 2**70,
-        })
+        logging.getLogger("app").info(
+            "with extras",
+            extra={
+                "payload": {"a": [1, 2, {"b": None}]},
+                "obj": Thing(),
+                "items": (1, "two"),
+                "blob": b"\xff\x00",
+                "cyclic": cyclic,
+                "big": 2**70,
+            },
+        )
         lumen_otel._bootstrap.current_handle().force_flush()
         record = file_records(configured)[-1]
         assert record["payload"] == {"a": [1, 2, {"b": None}]}
@@ -78,7 +98,7 @@ class TestRecordShape:
 
     def test_bad_format_arguments_never_raise_and_keep_the_message(self, configured):
         with capture_logs() as records:
-            logging.getLogger("app").info("count=%d of %s", "not-a-number")
+            logging.getLogger("app").info("count=%d of %s", "not-a-number")  # noqa: PLE1206 - on purpose
         assert records[0]["message"].startswith("count=%d of %s (unformattable arguments")
 
 
@@ -88,26 +108,38 @@ class TestOncePerRecord:
         with capture_logs() as records:
             logging.getLogger("app").info("only once")
         assert [r["message"] for r in records] == ["only once"]
-        assert sum(isinstance(h, lumen_otel._logging.pipeline.RootHandler) for h in logging.getLogger().handlers) == 1
+        assert (
+            sum(isinstance(h, lumen_otel._logging.pipeline.RootHandler) for h in logging.getLogger().handlers)
+            == 1
+        )
 
     def test_uvicorn_dictconfig_after_configure_still_routes_access_lines_once(self, configured):
         from uvicorn.config import LOGGING_CONFIG
 
         logging.config.dictConfig(LOGGING_CONFIG)
         with capture_logs() as records:
-            logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "client", "GET", "/", "1.1", 200)
+            logging.getLogger("uvicorn.access").info(
+                '%s - "%s %s HTTP/%s" %d', "client", "GET", "/", "1.1", 200
+            )
             logging.getLogger("uvicorn.error").info("Application startup complete.")
         assert [r["logger"] for r in records] == ["uvicorn.access", "uvicorn.error"]
         assert records[0]["message"] == 'client - "GET / HTTP/1.1" 200'
 
     def test_django_style_logging_is_routed_once(self, configured):
         """Django's ``django.server`` logger: own console handler, ``propagate: False``."""
-        logging.config.dictConfig({
-            "version": 1, "disable_existing_loggers": False,
-            "formatters": {"django.server": {"format": "[{server_time}] {message}", "style": "{"}},
-            "handlers": {"django.server": {"class": "logging.StreamHandler", "formatter": "django.server"}},
-            "loggers": {"django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False}},
-        })
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {"django.server": {"format": "[{server_time}] {message}", "style": "{"}},
+                "handlers": {
+                    "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"}
+                },
+                "loggers": {
+                    "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False}
+                },
+            }
+        )
         with capture_logs() as records:
             logging.getLogger("django.server").info('"GET / HTTP/1.1" 200 2')
         assert [r["logger"] for r in records] == ["django.server"]
@@ -142,11 +174,15 @@ class TestConsole:
         assert use_color(io.StringIO()) is False
 
     def test_dev_line_has_time_level_service_cid_logger_message_extras(self):
-        record = logging.LogRecord("app.orders", logging.WARNING, __file__, 1, "slow\x1b[2J query", None, None)
+        record = logging.LogRecord(
+            "app.orders", logging.WARNING, __file__, 1, "slow\x1b[2J query", None, None
+        )
         record.service_name, record.correlation_id = "orders", "0f8fad5b-d9cb-469f-a165-70867728950e"
         record.lumen_extra = {"duration_ms": 812, "table": "exams"}
         line = ColorFormatter(color=False).format(record)
-        assert line.endswith(" WARNING  orders [0f8fad5b] app.orders: slow\\x1b[2J query duration_ms=812 table=exams")
+        assert line.endswith(
+            " WARNING  orders [0f8fad5b] app.orders: slow\\x1b[2J query duration_ms=812 table=exams"
+        )
 
 
 class TestFailuresNeverReachTheApplication:
@@ -155,13 +191,18 @@ class TestFailuresNeverReachTheApplication:
         blocked.write_text("a file where the directory should be")
         script = textwrap.dedent(f"""
             import logging, lumen_otel
-            lumen_otel.configure_logging(service_name="svc", log_dir={str(blocked / 'logs')!r})
+            lumen_otel.configure_logging(service_name="svc", log_dir={str(blocked / "logs")!r})
             for i in range(3):
                 logging.getLogger("app").warning("still serving %d", i)
             print("APP OK")
         """)
-        result = subprocess.run([str(VENV_BIN / "python"), "-c", script], env=clean_env(LUMEN_OTEL_STRICT="0"),
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", script],
+            env=clean_env(LUMEN_OTEL_STRICT="0"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0
         assert "APP OK" in result.stdout
         assert result.stderr.count("cannot write the log file") == 1
@@ -178,10 +219,15 @@ class TestDeliveryAtExit:
             for i in range(10_000):
                 log.info("record %d", i)
         """)
-        env = clean_env(LUMEN_LOG_DIR=str(tmp_path), OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
-                        LUMEN_CONSOLE="false", LUMEN_LOG_FILE_MAX_BYTES=str(64 * 1024 * 1024))
-        result = subprocess.run([str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True,
-                                text=True, timeout=120)
+        env = clean_env(
+            LUMEN_LOG_DIR=str(tmp_path),
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+            LUMEN_CONSOLE="false",
+            LUMEN_LOG_FILE_MAX_BYTES=str(64 * 1024 * 1024),
+        )
+        result = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         bodies = {log.body for log in otlp_receiver.logs if log.body.startswith("record ")}
         assert len(bodies) == 10_000
@@ -202,10 +248,14 @@ class TestDeliveryAtExit:
             handle.force_flush(5)
             logging.getLogger("app").info("second record")
         """)
-        env = clean_env(LUMEN_LOG_DIR=str(tmp_path), OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
-                        LUMEN_CONSOLE="false")
-        result = subprocess.run([str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True,
-                                text=True, timeout=60)
+        env = clean_env(
+            LUMEN_LOG_DIR=str(tmp_path),
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+            LUMEN_CONSOLE="false",
+        )
+        result = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         assert sorted(log.body for log in otlp_receiver.logs) == ["payload record", "second record"]
         record = next(log for log in otlp_receiver.logs if log.body == "payload record")
@@ -224,10 +274,14 @@ class TestDeliveryAtExit:
             logging.shutdown()
             logging.getLogger("app").info("after shutdown")
         """)
-        env = clean_env(LUMEN_LOG_DIR=str(tmp_path), OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
-                        LUMEN_CONSOLE="false")
-        result = subprocess.run([str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True,
-                                text=True, timeout=60)
+        env = clean_env(
+            LUMEN_LOG_DIR=str(tmp_path),
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+            LUMEN_CONSOLE="false",
+        )
+        result = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         assert len({log.body for log in otlp_receiver.logs if log.body.startswith("bye ")}) == 500
         assert len((tmp_path / "bye.log").read_text().splitlines()) >= 500
@@ -240,8 +294,9 @@ class TestDeliveryAtExit:
             for i in range(4000):
                 log.info("w%s-%05d %s", sys.argv[1], i, "x" * 80)
         """)
-        env = clean_env(LUMEN_LOG_DIR=str(tmp_path), LUMEN_LOG_FILE_MAX_BYTES=str(64 * 1024),
-                        LUMEN_LOG_FILE_BACKUPS="200")
+        env = clean_env(
+            LUMEN_LOG_DIR=str(tmp_path), LUMEN_LOG_FILE_MAX_BYTES=str(64 * 1024), LUMEN_LOG_FILE_BACKUPS="200"
+        )
         procs = [subprocess.Popen([str(VENV_BIN / "python"), "-c", script, str(n)], env=env) for n in (1, 2)]
         assert [p.wait(timeout=120) for p in procs] == [0, 0]
         files = sorted(tmp_path.glob("shared.log*"))

@@ -43,13 +43,18 @@ def pipeline_output(tmp_path_factory):
             log.exception("exception sample", extra={{"sample_id": -1}})
     """)
     with OTLPReceiver() as receiver:
-        env = clean_env(LUMEN_ENV="prod", LUMEN_LOG_DIR=str(log_dir), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
-        result = subprocess.run([str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True,
-                                text=True, timeout=120)
+        env = clean_env(
+            LUMEN_ENV="prod", LUMEN_LOG_DIR=str(log_dir), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint
+        )
+        result = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         assert receiver.wait_for(lambda r: len(r.logs) >= len(SAMPLES) + 1)
         otlp = {log.attributes["sample_id"]: log for log in receiver.logs if "sample_id" in log.attributes}
-    file_records = {r["sample_id"]: r for r in map(json.loads, (log_dir / "phi.log").read_text().splitlines())}
+    file_records = {
+        r["sample_id"]: r for r in map(json.loads, (log_dir / "phi.log").read_text().splitlines())
+    }
     console = result.stdout
     return file_records, otlp, console
 
@@ -59,7 +64,9 @@ def test_sample_is_redacted_in_every_sink(pipeline_output, sample):
     file_records, otlp, console = pipeline_output
     file_text = json.dumps(file_records[sample["id"]], ensure_ascii=False)
     otlp_record = otlp[sample["id"]]
-    otlp_text = json.dumps({"body": otlp_record.body, "attributes": otlp_record.attributes}, ensure_ascii=False)
+    otlp_text = json.dumps(
+        {"body": otlp_record.body, "attributes": otlp_record.attributes}, ensure_ascii=False
+    )
     console_line = next(line for line in console.splitlines() if f'"sample_id":{sample["id"]}' in line)
     for sink, text in (("file", file_text), ("otlp", otlp_text), ("console", console_line)):
         leaked = [phi for phi in sample["phi"] if found(phi, text)]

@@ -17,26 +17,46 @@ class TestPrecedence:
     def test_defaults_for_a_bare_environment(self):
         settings = load_settings({}, service_name="svc")
         assert ("dev", "INFO", "text", None, "X-Correlation-ID") == (
-            settings.env, settings.log_level, settings.log_format, settings.otlp_endpoint,
+            settings.env,
+            settings.log_level,
+            settings.log_format,
+            settings.otlp_endpoint,
             settings.correlation_header,
         )
         assert settings.sources["env"] == "default"
 
     def test_argument_beats_lumen_beats_otel_beats_legacy(self):
-        env = {"LUMEN_LOG_LEVEL": "ERROR", "LOG_LEVEL": "DEBUG",
-               "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "LOG_COLLECTOR_URL": "http://127.0.0.1:9"}
+        env = {
+            "LUMEN_LOG_LEVEL": "ERROR",
+            "LOG_LEVEL": "DEBUG",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+            "LOG_COLLECTOR_URL": "http://127.0.0.1:9",
+        }
         settings = load_settings(env, service_name="svc")
         assert (settings.log_level, settings.sources["log_level"]) == ("ERROR", "LUMEN_LOG_LEVEL")
         assert (settings.otlp_endpoint, settings.sources["otlp_endpoint"]) == (
-            "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_ENDPOINT")
+            "http://127.0.0.1:4318",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        )
         overridden = load_settings(env, service_name="svc", log_level="warning")
         assert (overridden.log_level, overridden.sources["log_level"]) == ("WARNING", "argument")
 
     def test_legacy_lumen_logger_names_still_work(self):
-        settings = load_settings({"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "LOG_DIR": "/tmp/x",
-                                  "LOG_COLLECTOR_URL": "https://collector.example:4318"}, service_name="s")
+        settings = load_settings(
+            {
+                "LOG_LEVEL": "debug",
+                "LOG_FORMAT": "json",
+                "LOG_DIR": "/tmp/x",
+                "LOG_COLLECTOR_URL": "https://collector.example:4318",
+            },
+            service_name="s",
+        )
         assert (settings.log_level, settings.log_format, str(settings.log_dir), settings.otlp_endpoint) == (
-            "DEBUG", "json", "/tmp/x", "https://collector.example:4318")
+            "DEBUG",
+            "json",
+            "/tmp/x",
+            "https://collector.example:4318",
+        )
 
     def test_prod_defaults_to_json_console(self):
         settings = load_settings({"LUMEN_ENV": "prod"}, service_name="s")
@@ -80,13 +100,19 @@ class TestBadValues:
             assert repr(value) in message
 
     def test_plain_http_to_a_remote_collector_is_refused(self):
-        with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_ENDPOINT='http://collector.example:4318'"):
+        with pytest.raises(
+            ConfigError, match=re.escape("OTEL_EXPORTER_OTLP_ENDPOINT='http://collector.example:4318'")
+        ):
             load_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4318"}, service_name="s")
 
     def test_plain_http_is_allowed_on_loopback_and_when_explicitly_insecure(self):
-        assert load_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1]:4318"}, service_name="s").otlp_endpoint
-        settings = load_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4318",
-                                  "LUMEN_ALLOW_INSECURE": "true"}, service_name="s")
+        assert load_settings(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1]:4318"}, service_name="s"
+        ).otlp_endpoint
+        settings = load_settings(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4318", "LUMEN_ALLOW_INSECURE": "true"},
+            service_name="s",
+        )
         assert len([w for w in settings.warnings if "unencrypted" in w]) == 1
 
     def test_redaction_cannot_be_turned_off_in_prod(self):
@@ -108,13 +134,19 @@ class TestBadValues:
 
 @pytest.mark.integration
 class TestBadValuesUnderTheLauncher:
-    @pytest.mark.parametrize(("name", "value", "accepted"), [*BAD_VALUES[:5],
-                             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector.example:4318", "https://")])
+    @pytest.mark.parametrize(
+        ("name", "value", "accepted"),
+        [*BAD_VALUES[:5], ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector.example:4318", "https://")],
+    )
     def test_service_refuses_to_start_naming_the_variable(self, tmp_path, name, value, accepted):
         env = clean_env(OTEL_SERVICE_NAME="svc", **{name: value})
         result = subprocess.run(
             [str(VENV_BIN / "opentelemetry-instrument"), str(VENV_BIN / "python"), "-c", "print('SERVED')"],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 2
         assert "SERVED" not in result.stdout

@@ -37,12 +37,22 @@ def receiver_context(ca: trustme.CA, require_client_cert: bool) -> ssl.SSLContex
 
 
 def run_app(tmp_path, endpoint: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(VENV_BIN / "python"), "-c", SCRIPT], capture_output=True, text=True, timeout=60,
-                          env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, LUMEN_CONSOLE="false",
-                                        LUMEN_SHUTDOWN_TIMEOUT="3", OTEL_EXPORTER_OTLP_TIMEOUT="2",
-                                        # a corporate CA bundle must not override the collector's CA
-                                        REQUESTS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt", **env),
-                          cwd=tmp_path)
+    return subprocess.run(
+        [str(VENV_BIN / "python"), "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            LUMEN_CONSOLE="false",
+            LUMEN_SHUTDOWN_TIMEOUT="3",
+            OTEL_EXPORTER_OTLP_TIMEOUT="2",
+            # a corporate CA bundle must not override the collector's CA
+            REQUESTS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt",
+            **env,
+        ),
+        cwd=tmp_path,
+    )
 
 
 class TestTLS:
@@ -73,9 +83,13 @@ class TestMutualTLS:
         client.private_key_pem.write_to_path(str(key_file))
         key_file.chmod(0o600)
         with OTLPReceiver(ssl_context=receiver_context(ca, require_client_cert=True)) as receiver:
-            result = run_app(tmp_path, receiver.endpoint, OTEL_EXPORTER_OTLP_CERTIFICATE=str(ca_file),
-                             OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=str(cert_file),
-                             OTEL_EXPORTER_OTLP_CLIENT_KEY=str(key_file))
+            result = run_app(
+                tmp_path,
+                receiver.endpoint,
+                OTEL_EXPORTER_OTLP_CERTIFICATE=str(ca_file),
+                OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=str(cert_file),
+                OTEL_EXPORTER_OTLP_CLIENT_KEY=str(key_file),
+            )
             assert result.returncode == 0, result.stderr
             assert receiver.wait_for(lambda r: [log.body for log in r.logs] == ["over tls"], timeout=10)
 

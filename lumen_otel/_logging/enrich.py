@@ -24,10 +24,22 @@ __all__ = ["RESERVED_ATTRS", "Enricher", "sanitize"]
 #: attributes every LogRecord has, plus the ones lumen-otel and the OTel logging
 #: instrumentation add: everything else on a record is the user's ``extra``.
 RESERVED_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime", "taskName",
-    "service_name", "hostname", "correlation_id", "trace_id", "span_id", "trace_flags",
-    "lumen_extra", "lumen_exception", "lumen_internal",
-    "otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName",
+    "message",
+    "asctime",
+    "taskName",
+    "service_name",
+    "hostname",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+    "trace_flags",
+    "lumen_extra",
+    "lumen_exception",
+    "lumen_internal",
+    "otelTraceID",
+    "otelSpanID",
+    "otelTraceSampled",
+    "otelServiceName",
     "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
 
@@ -58,6 +70,18 @@ def sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
         return str(value)
     except Exception:  # noqa: BLE001 - a broken __str__ must not lose the record
         return f"<unprintable {type(value).__name__}>"
+
+
+_PRIMITIVE_TYPES = frozenset(_PRIMITIVES)
+
+
+def _all_primitive(extras: dict[str, Any]) -> bool:
+    """True when :func:`sanitize` would return an equal dict (string keys, primitive values)."""
+    primitive = _PRIMITIVE_TYPES
+    for key, value in extras.items():
+        if type(key) is not str or type(value) not in primitive:
+            return False
+    return True
 
 
 def _safe_message(record: logging.LogRecord) -> str:
@@ -103,7 +127,9 @@ class Enricher:
 
         extras = {k: v for k, v in record.__dict__.items() if k not in RESERVED_ATTRS}
         if extras:
-            extras = self.redactor.redact_mapping(sanitize(extras))
+            if not _all_primitive(extras):
+                extras = sanitize(extras)
+            extras = self.redactor.redact_mapping(extras)
             record.__dict__.update(extras)  # other handlers on the record see redacted values too
         record.lumen_extra = extras
 

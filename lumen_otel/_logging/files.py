@@ -90,7 +90,8 @@ class SharedRotatingFile:
                 f"file-error:{self.path}",
                 "cannot write the log file %s (%s); console and OTLP output continue, "
                 "file lines are dropped until it is writable again",
-                self.path, exc.strerror or exc,
+                self.path,
+                exc.strerror or exc,
             )
             self._close_quietly()
             return False

@@ -19,13 +19,21 @@ import orjson
 __all__ = ["ColorFormatter", "JsonFormatter", "record_to_dict", "record_to_json", "use_color"]
 
 
+_last_second: tuple[int, str] = (-1, "")  # (second, its formatted prefix): records come in bursts
+
+
 def rfc3339(created: float) -> str:
     """``2026-11-27T03:30:00.123456Z`` (UTC, microseconds)."""
+    global _last_second  # noqa: PLW0603 - a one-entry cache; the tuple is swapped atomically
     seconds = int(created)
     micros = int(round((created - seconds) * 1_000_000))
     if micros == 1_000_000:
         seconds, micros = seconds + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    cached_second, prefix = _last_second
+    if cached_second != seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, prefix)
+    return f"{prefix}.{micros:06d}Z"
 
 
 def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
@@ -83,8 +91,11 @@ def use_color(stream: IO[str] | None) -> bool:
 
 
 _LEVEL_COLORS = {
-    "DEBUG": "\x1b[2m", "INFO": "\x1b[32m", "WARNING": "\x1b[33m",
-    "ERROR": "\x1b[31m", "CRITICAL": "\x1b[1;41m",
+    "DEBUG": "\x1b[2m",
+    "INFO": "\x1b[32m",
+    "WARNING": "\x1b[33m",
+    "ERROR": "\x1b[31m",
+    "CRITICAL": "\x1b[1;41m",
 }
 _RESET, _DIM, _BOLD = "\x1b[0m", "\x1b[2m", "\x1b[1m"
 # Control characters other than \n and \t would let a logged value rewrite the terminal.
@@ -114,8 +125,10 @@ class ColorFormatter(logging.Formatter):
         exception = getattr(record, "lumen_exception", None)
         stack = exception["stacktrace"] if exception else record.exc_text
         if self.color:
-            line = (f"{_DIM}{stamp}{_RESET} {_LEVEL_COLORS.get(level, '')}{level:<8}{_RESET} "
-                    f"{_BOLD}{service}{_RESET} {_DIM}[{short_cid}]{_RESET} {_DIM}{record.name}:{_RESET} {message}")
+            line = (
+                f"{_DIM}{stamp}{_RESET} {_LEVEL_COLORS.get(level, '')}{level:<8}{_RESET} "
+                f"{_BOLD}{service}{_RESET} {_DIM}[{short_cid}]{_RESET} {_DIM}{record.name}:{_RESET} {message}"
+            )
             if pairs:
                 line += f" {_DIM}{pairs}{_RESET}"
         else:
@@ -130,4 +143,6 @@ class ColorFormatter(logging.Formatter):
 def _short(value: Any) -> str:
     if isinstance(value, str):
         return value if " " not in value else repr(value)
-    return record_to_json(value).decode("utf-8").rstrip("\n") if isinstance(value, (dict, list)) else str(value)
+    return (
+        record_to_json(value).decode("utf-8").rstrip("\n") if isinstance(value, (dict, list)) else str(value)
+    )

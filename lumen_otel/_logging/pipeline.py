@@ -22,7 +22,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import IO, Any
 
-from lumen_otel._guard import in_internal_scope, internal_logger, mark_internal_thread, report_rate_limited, strict
+from lumen_otel._guard import (
+    in_internal_scope,
+    internal_logger,
+    mark_internal_thread,
+    report_rate_limited,
+    strict,
+)
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.files import SharedRotatingFile
 from lumen_otel._logging.formatters import ColorFormatter, record_to_dict, record_to_json, use_color
@@ -57,7 +63,7 @@ class RootHandler(logging.Handler):
             return False
         try:
             self.pipeline.submit(record)
-        except Exception:  # noqa: BLE001 - logging never raises into the application
+        except Exception:
             if strict():
                 raise
             report_rate_limited("handle-error", "lumen-otel dropped a log record", exc_info=True)
@@ -86,7 +92,9 @@ class Pipeline:
         self.enricher = enricher
         self.console = console
         self.console_json = console_json
-        self.color_formatter = ColorFormatter(color=use_color(console)) if console and not console_json else None
+        self.color_formatter = (
+            ColorFormatter(color=use_color(console)) if console and not console_json else None
+        )
         self.log_file = log_file
         self.otlp = otlp
         self.queue_size = queue_size
@@ -186,7 +194,11 @@ class Pipeline:
         if not records:
             return
         try:
-            dicts = [record_to_dict(r) for r in records] if (self.console_json or self.log_file or self.listeners) else []
+            dicts = (
+                [record_to_dict(r) for r in records]
+                if (self.console_json or self.log_file or self.listeners)
+                else []
+            )
             lines = b"".join(record_to_json(d) for d in dicts) if dicts else b""
             if self.console is not None:
                 self._write_console(records, lines)
@@ -201,7 +213,7 @@ class Pipeline:
                         self.otlp.emit(record)
             if self.count_records is not None:
                 self.count_records(Counter(r.levelname for r in records))
-        except Exception:  # noqa: BLE001 - the writer thread must survive anything
+        except Exception:
             if strict():
                 raise
             internal_logger().exception("lumen-otel log writer failed on a batch of %d records", len(records))
@@ -229,8 +241,17 @@ class Pipeline:
 
 _current: Pipeline | None = None
 _ROUTED_LOGGERS = (
-    "uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn", "gunicorn.error", "gunicorn.access",
-    "django", "django.request", "django.server", "hypercorn.error", "hypercorn.access",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn",
+    "gunicorn.error",
+    "gunicorn.access",
+    "django",
+    "django.request",
+    "django.server",
+    "hypercorn.error",
+    "hypercorn.access",
 )
 
 
@@ -309,7 +330,7 @@ def _patch_config_functions() -> None:
         wrapper.__wrapped__ = original  # type: ignore[attr-defined]
         setattr(logging.config, name, wrapper)
     try:
-        from gunicorn import glogging  # noqa: F401 - only when gunicorn is installed
+        from gunicorn import glogging
     except ImportError:
         return
     original_setup = glogging.Logger.setup

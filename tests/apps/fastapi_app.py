@@ -8,7 +8,7 @@ if os.environ.get("APP_BOOTSTRAP_IN_CODE") == "1":
 
     lumen_otel.bootstrap()
 
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI
 
 app = FastAPI()
 log = logging.getLogger("app.orders")
