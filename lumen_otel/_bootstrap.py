@@ -42,6 +42,7 @@ from lumen_otel._logging.files import SharedRotatingFile
 from lumen_otel._logging.otlp import OtlpBridge, ResilientLogProcessor
 from lumen_otel._propagator import install_propagators, install_response_propagator
 from lumen_otel._redaction import Redactor, set_default_redactor
+from lumen_otel._redaction.spans import RedactingSpanExporter
 from lumen_otel._sampling import build_sampler
 from lumen_otel._settings import Settings, load_settings
 from lumen_otel._version import __version__
@@ -264,6 +265,9 @@ def _pinned_ca_session() -> Any:
     return PinnedCASession()
 
 
+_OTEL_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+
 class _LogCounters:
     """``lumen.log.records`` (by severity) and ``lumen.log.dropped`` (by reason)."""
 
@@ -278,7 +282,8 @@ class _LogCounters:
 
     def count_records(self, levels: Counter[str]) -> None:
         for level, count in levels.items():
-            self.records.add(count, {"severity": level})
+            # the OpenTelemetry severity text, as the collector's own count uses: WARN, FATAL
+            self.records.add(count, {"severity": _OTEL_SEVERITY_TEXT.get(level, level)})
 
     def count_dropped(self, count: int, reason: str) -> None:
         self.dropped.add(count, {"reason": reason})
@@ -456,10 +461,6 @@ def _set_global(setter: Callable[[Any], None], getter: Callable[[], Any], provid
 
 
 def _redacting(exporter: Any, redactor: Redactor) -> Any:
-    try:
-        from lumen_otel._redaction.spans import RedactingSpanExporter
-    except ImportError:  # pragma: no cover - until the redaction work lands
-        return exporter
     return RedactingSpanExporter(exporter, redactor)
 
 

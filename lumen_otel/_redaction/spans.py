@@ -1,0 +1,105 @@
+"""Redaction for spans: a SpanExporter wrapper that exports redacted copies.
+
+A span carries PHI as easily as a log line: ``http.url``/``url.full``/``url.query`` with
+``?mrn=``, a span name built from a path (``GET /patients/12345``), an exception event whose
+message names a patient, an attribute set by application code (``patient.ssn``). Finished spans
+(``ReadableSpan``) are immutable, so the exporter builds new ``ReadableSpan`` objects with the
+name, attributes, events, links and status description redacted, and hands those to the real
+exporter. Ids, times, kind, resource and scope are carried over untouched, as are the dropped
+counts. Resource attributes (service name, host) are never redacted.
+
+Wiring (bootstrap does this)::
+
+    exporter = RedactingSpanExporter(OTLPSpanExporter(...), redactor)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, Status
+
+from lumen_otel._redaction import Redactor, get_default_redactor
+
+__all__ = ["RedactingSpanExporter", "redact_span"]
+
+
+def _attributes(
+    redactor: Redactor, attributes: Mapping[str, Any] | None, dropped: int = 0
+) -> BoundedAttributes:
+    redacted = redactor.redact_mapping(attributes) if attributes else {}
+    bounded = BoundedAttributes(maxlen=None, attributes=redacted, immutable=True, max_value_len=None)
+    bounded.dropped = dropped
+    return bounded
+
+
+def _bounded(items: list[Any], dropped: int) -> BoundedList:  # type: ignore[type-arg]
+    out: BoundedList = BoundedList.from_seq(None, items)  # type: ignore[type-arg]
+    out.dropped = dropped
+    return out
+
+
+def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
+    """A copy of ``span`` with its name, attributes, events, links and status description redacted."""
+    events = [
+        Event(
+            redactor.redact_text(e.name),
+            _attributes(redactor, e.attributes, getattr(e, "dropped_attributes", 0)),
+            e.timestamp,
+            limit=None,
+        )
+        for e in span.events
+    ]
+    links = [
+        Link(link.context, _attributes(redactor, link.attributes, getattr(link, "dropped_attributes", 0)))
+        for link in span.links
+    ]
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redactor.redact_text(status.description))
+    return ReadableSpan(
+        name=redactor.redact_text(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_attributes(redactor, span.attributes, span.dropped_attributes),
+        events=_bounded(events, span.dropped_events),
+        links=_bounded(links, span.dropped_links),
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Wraps a span exporter so that only redacted copies of spans leave the process.
+
+    Args:
+        exporter: the real exporter (OTLP, console, in-memory...).
+        redactor: the redactor to use; by default the process-wide one at export time, so a key
+            configured later by ``configure_logging`` applies.
+    """
+
+    __slots__ = ("_exporter", "_redactor")
+
+    def __init__(self, exporter: SpanExporter, redactor: Redactor | None = None) -> None:
+        self._exporter = exporter
+        self._redactor = redactor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        redactor = self._redactor or get_default_redactor()
+        return self._exporter.export([redact_span(span, redactor) for span in spans])
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
