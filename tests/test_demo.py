@@ -49,7 +49,7 @@ def demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
 
 
 def log_dir_of(output: str) -> Path:
-    match = re.search(r"--log-dir (\S+)\s*$", output)
+    match = re.search(r"--log-dir (\S+)\s*$", output, re.MULTILINE)  # make -w adds lines after it
     assert match, output
     return Path(match.group(1))
 
