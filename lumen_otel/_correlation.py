@@ -154,7 +154,7 @@ def _looks_like_phi(value: str) -> bool:
         return True
 
 
-def _check_one(value: str) -> tuple[str | None, str]:  # noqa: PLR0911 - one return per rule of §4
+def _check_one(value: str) -> tuple[str | None, str]:
     """(normalised value, "") or (None, reason)."""
     value = value.strip(" \t")
     if not value:

@@ -493,4 +493,7 @@ class TestAdversarialInputsStayLinear:
 
 def test_loopback_addresses_are_kept_other_addresses_are_redacted():
     """127.0.0.0/8 and ::1 name this machine, never a patient: access lines stay readable."""
-    assert redact("from 127.0.0.1:5000 and ::1 via 38.182.243.151") == "from 127.0.0.1:5000 and ::1 via [REDACTED:IP]"
+    assert (
+        redact("from 127.0.0.1:5000 and ::1 via 38.182.243.151")
+        == "from 127.0.0.1:5000 and ::1 via [REDACTED:IP]"
+    )

@@ -17,6 +17,7 @@ written after it in the new ``.log``: none is lost, none is split.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -147,10 +148,8 @@ class SharedRotatingFile:
     def _close_quietly(self) -> None:
         for fd in (self._fd, self._lock_fd):
             if fd is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
         self._fd = self._lock_fd = None
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ def rfc3339(created: float) -> str:
     """``2026-11-27T03:30:00.123456Z`` (UTC, microseconds)."""
     global _last_second  # noqa: PLW0603 - a one-entry cache; the tuple is swapped atomically
     seconds = int(created)
-    micros = int(round((created - seconds) * 1_000_000))
+    micros = round((created - seconds) * 1_000_000)
     if micros == 1_000_000:
         seconds, micros = seconds + 1, 0
     cached_second, prefix = _last_second

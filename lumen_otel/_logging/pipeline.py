@@ -183,7 +183,7 @@ class Pipeline:
                     self._write(records)
                     records = []
                     marker, event = item
-                    item[1].set()
+                    event.set()
                     if marker is _STOP:
                         return
                 else:
