@@ -51,7 +51,13 @@ class LumenConfigurator:
 
         try:
             _setup(None, {}, full=True, launcher=True)
-        except ConfigError as exc:
-            sys.stderr.write(f"lumen-otel: configuration error: {exc}\n")
+        except (ConfigError, ValueError) as exc:
+            # ValueError: the SDK's own checks (e.g. an OTEL_BSP_* batch larger than its queue)
+            hint = (
+                ""
+                if isinstance(exc, ConfigError)
+                else " (raised by the OpenTelemetry SDK: check its OTEL_* variables)"
+            )
+            sys.stderr.write(f"lumen-otel: configuration error: {exc}{hint}\n")
             sys.stderr.flush()
             os._exit(2)  # SystemExit would be swallowed or half-handled inside sitecustomize

@@ -179,3 +179,24 @@ def test_settings_module_is_the_only_reader_of_lumen_variables():
         if re.search(r"environ(?:\.get)?\(?\[?[\"']LUMEN_", path.read_text()):
             offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
+
+
+@pytest.mark.integration
+def test_an_sdk_configuration_error_also_stops_the_service(tmp_path):
+    """The SDK's own ValueError (batch larger than queue) must not leave a half-configured service."""
+    env = clean_env(
+        OTEL_SERVICE_NAME="svc",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="5000",
+        OTEL_BSP_MAX_QUEUE_SIZE="10",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+    )
+    result = subprocess.run(
+        [str(VENV_BIN / "opentelemetry-instrument"), str(VENV_BIN / "python"), "-c", "print('SERVED')"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (2, "") == (result.returncode, result.stdout)
+    assert "max_export_batch_size must be less than or equal to max_queue_size" in result.stderr
