@@ -78,10 +78,7 @@ _PRIMITIVE_TYPES = frozenset(_PRIMITIVES)
 def _all_primitive(extras: dict[str, Any]) -> bool:
     """True when :func:`sanitize` would return an equal dict (string keys, primitive values)."""
     primitive = _PRIMITIVE_TYPES
-    for key, value in extras.items():
-        if type(key) is not str or type(value) not in primitive:
-            return False
-    return True
+    return all(type(key) is str and type(value) in primitive for key, value in extras.items())
 
 
 def _safe_message(record: logging.LogRecord) -> str:
