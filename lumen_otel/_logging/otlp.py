@@ -188,6 +188,10 @@ class OtlpBridge:
         logger.emit(writable)
 
 
+#: longest the writer thread waits for the export thread to free room while exports succeed
+_ROOM_WAIT = 0.5
+
+
 class ResilientLogProcessor(LogRecordProcessor):
     """Batching processor that keeps records while the collector is away (bounded)."""
 
@@ -217,6 +221,7 @@ class ResilientLogProcessor(LogRecordProcessor):
         self._wake = threading.Event()
         self._shutdown = False
         self._failures = 0
+        self._congested = False
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
@@ -263,13 +268,19 @@ class ResilientLogProcessor(LogRecordProcessor):
         if self._shutdown:
             self._on_drop(1, "shutdown")
             return
+        full = len(self._queue) >= self._max_queue_size
+        if full and self._failures == 0 and not self._congested:
+            full = self._wait_for_room()
         with self._lock:
-            if len(self._queue) >= self._max_queue_size:
+            size = len(self._queue)
+            if size >= self._max_queue_size:
                 full = True
             else:
                 full = False
                 self._queue.append(readable)
-                size = len(self._queue)
+                size += 1
+                if self._congested and size < self._max_queue_size // 2:
+                    self._congested = False
         if full:
             self._on_drop(1, "otlp_queue_full")
             report_rate_limited(
@@ -280,6 +291,22 @@ class ResilientLogProcessor(LogRecordProcessor):
             )
         elif size >= self._max_batch_size and not self._failures and not self._wake.is_set():
             self._wake.set()  # once: Event.set takes a lock and notifies on every call
+
+    def _wait_for_room(self) -> bool:
+        """A burst outran a collector that is keeping up: wait (the writer thread, never the
+        application's) for the export thread to make room, rather than drop records a healthy
+        collector would have taken. Bounded: after one wait that frees nothing the queue counts as
+        congested and drops (counted) until it has drained to half. Returns whether still full."""
+        self._wake.set()
+        deadline = time.monotonic() + _ROOM_WAIT
+        while time.monotonic() < deadline:
+            if len(self._queue) < self._max_queue_size:
+                return False
+            if self._failures or self._shutdown:
+                break
+            time.sleep(0.002)
+        self._congested = True
+        return True
 
     def _export_available(self, deadline: float | None, full_batches_only: bool = False) -> bool:
         """Export queued batches; a batch leaves the queue only once accepted.
