@@ -151,6 +151,4 @@ def test_lumen_service_logs_and_metrics_reach_loki_and_prometheus_through_the_co
         ),
         timeout=60,
     )
-    assert {"ERROR": 1.0, "WARN": 1.0} == {
-        r["metric"]["severity"]: float(r["value"][1]) for r in app_counts
-    }
+    assert {"ERROR": 1.0, "WARN": 1.0} == {r["metric"]["severity"]: float(r["value"][1]) for r in app_counts}
