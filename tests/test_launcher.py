@@ -9,23 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lumen_otel._logging.formatters import CORE_FIELDS
 from lumen_otel.testing import OTLPReceiver
 from tests.conftest import REPO, VENV_BIN, clean_env, free_port
 
 pytestmark = pytest.mark.integration
 
 APPS = REPO / "tests" / "apps"
-FIELDS = [
-    "timestamp",
-    "level",
-    "service_name",
-    "hostname",
-    "logger",
-    "message",
-    "correlation_id",
-    "trace_id",
-    "span_id",
-]
+FIELDS = list(CORE_FIELDS)
 
 
 def json_lines(text: str) -> list[dict[str, object]]:

@@ -16,21 +16,11 @@ import threading
 import pytest
 
 import lumen_otel
-from lumen_otel._logging.formatters import ColorFormatter, use_color
+from lumen_otel._logging.formatters import CORE_FIELDS, ColorFormatter, use_color
 from lumen_otel.testing import capture_logs
 from tests.conftest import VENV_BIN, clean_env
 
-FIELDS = [
-    "timestamp",
-    "level",
-    "service_name",
-    "hostname",
-    "logger",
-    "message",
-    "correlation_id",
-    "trace_id",
-    "span_id",
-]
+FIELDS = list(CORE_FIELDS)
 
 
 @pytest.fixture
@@ -309,3 +299,10 @@ class TestDeliveryAtExit:
                 messages.append(json.loads(line)["message"].split()[0])  # a split line would not parse
         assert sorted(messages) == sorted(f"w{n}-{i:05d}" for n in (1, 2) for i in range(4000))
         assert all(os.path.getsize(f) < 64 * 1024 + 512 * 1024 for f in files)
+
+
+def test_core_fields_are_the_designs_order():
+    """Design §5's key order, spelled out once here: every other check compares against CORE_FIELDS."""
+    expected = ("timestamp", "level", "service_name", "hostname", "logger", "message",
+                "correlation_id", "trace_id", "span_id")  # fmt: skip
+    assert expected == CORE_FIELDS

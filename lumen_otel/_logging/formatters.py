@@ -16,7 +16,20 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["ColorFormatter", "JsonFormatter", "record_to_dict", "record_to_json", "use_color"]
+__all__ = ["CORE_FIELDS", "ColorFormatter", "JsonFormatter", "record_to_dict", "record_to_json", "use_color"]
+
+#: the keys every JSON record starts with, in this order (design §5); extras and ``exception`` follow
+CORE_FIELDS = (
+    "timestamp",
+    "level",
+    "service_name",
+    "hostname",
+    "logger",
+    "message",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+)
 
 
 _last_second: tuple[int, str] = (-1, "")  # (second, its formatted prefix): records come in bursts

@@ -25,6 +25,8 @@ from typing import Annotated, Any
 
 import typer
 
+from lumen_otel._logging.formatters import CORE_FIELDS
+
 __all__ = [
     "Query",
     "Record",
@@ -38,20 +40,7 @@ __all__ = [
 ]
 
 _TRACE_HEX = re.compile(r"[0-9a-fA-F]{32}")
-_CORE_KEYS = frozenset(
-    {
-        "timestamp",
-        "level",
-        "service_name",
-        "hostname",
-        "logger",
-        "message",
-        "correlation_id",
-        "trace_id",
-        "span_id",
-        "exception",
-    }
-)
+_CORE_KEYS = frozenset({*CORE_FIELDS, "exception"})
 _ACCESS_LOGGERS = frozenset({"uvicorn.access", "django.server", "gunicorn.access"})
 _REQUEST_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 
