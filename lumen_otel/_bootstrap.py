@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
@@ -34,6 +33,7 @@ from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.util.types import AttributeValue
 
 from lumen_otel._correlation import CorrelationIdSpanProcessor
+from lumen_otel._exporters import build_exporter
 from lumen_otel._guard import internal_logger
 from lumen_otel._ids import UuidTraceIdGenerator
 from lumen_otel._logging import pipeline as pipeline_module
@@ -45,6 +45,7 @@ from lumen_otel._redaction import Redactor, set_default_redactor
 from lumen_otel._redaction.spans import RedactingSpanExporter
 from lumen_otel._sampling import build_sampler
 from lumen_otel._settings import Settings, load_settings
+from lumen_otel._shutdown import flush_on_sigterm, keep_sigterm_flush_in_uvicorn_workers, start_helper, within
 from lumen_otel._version import __version__
 
 __all__ = ["TelemetryHandle", "bootstrap", "configure_logging"]
@@ -75,7 +76,7 @@ class TelemetryHandle:
         providers: list[Any] = [self.logger_provider, self.tracer_provider, self.meter_provider]
         for provider in providers:
             if provider is not None:
-                ok = _within(timeout, partial(provider.force_flush, millis)) and ok
+                ok = within(timeout, partial(provider.force_flush, millis)) and ok
         return ok
 
     def shutdown(self, timeout: float | None = None) -> None:
@@ -95,80 +96,10 @@ class TelemetryHandle:
         providers = [
             p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p is not None
         ]
-        workers = [_start(provider.shutdown) for provider in providers]
+        workers = [start_helper(provider.shutdown) for provider in providers]
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
         self.pipeline.close(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-
-
-def _start(fn: Callable[[], Any], result: list[Any] | None = None) -> threading.Thread:
-    """Run ``fn`` on a daemon helper thread (its result appended to ``result``)."""
-
-    def run() -> None:
-        try:
-            value = fn()
-        except Exception:  # noqa: BLE001 - shutdown must finish whatever an exporter does
-            internal_logger().debug("telemetry flush/shutdown step failed", exc_info=True)
-            return
-        if result is not None:
-            result.append(value)
-
-    worker = threading.Thread(target=run, name="lumen-shutdown", daemon=True)
-    worker.start()
-    return worker
-
-
-def _within(timeout: float, fn: Callable[[], Any]) -> bool:
-    """Run ``fn`` on a helper thread and give up waiting after ``timeout`` seconds."""
-    result: list[Any] = []
-    worker = _start(fn, result)
-    worker.join(max(timeout, 0.0))
-    return bool(result and result[0] is not False) and not worker.is_alive()
-
-
-def _flush_on_sigterm() -> None:
-    """Flush telemetry on SIGTERM when the application has no SIGTERM handler of its own.
-
-    uvicorn (and other servers) stop gracefully on SIGTERM, then restore the default action
-    and raise the signal again: the process dies without running ``atexit``, and every
-    record still queued for the collector is lost. This handler shuts telemetry down
-    (bounded by ``LUMEN_SHUTDOWN_TIMEOUT``), then lets the signal end the process as it would
-    have. A server that installs its own handler (gunicorn's workers) replaces this one and
-    exits normally, through ``atexit``.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError):  # not available here: atexit still covers normal exits
-        return
-
-
-def _keep_sigterm_flush_in_uvicorn_workers() -> None:
-    """gunicorn's ``UvicornWorker`` resets SIGTERM to the default action in each forked worker,
-    and uvicorn then re-raises it after its graceful stop: re-install the flush after that reset."""
-    workers = sys.modules.get("uvicorn.workers")
-    worker_class = getattr(workers, "UvicornWorker", None)
-    if worker_class is None or getattr(worker_class.init_signals, "_lumen_flush", False):
-        return
-    original = worker_class.init_signals
-
-    def init_signals(self: Any) -> None:
-        original(self)
-        _flush_on_sigterm()
-
-    init_signals._lumen_flush = True  # type: ignore[attr-defined]
-    worker_class.init_signals = init_signals
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    handle = _handle
-    if handle is not None:
-        handle.shutdown()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -203,66 +134,6 @@ def _refresh_instance_id_after_fork(resource: Resource) -> None:
 
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=refresh)
-
-
-def _signal_endpoint(settings: Settings, signal: str) -> str | None:
-    """The endpoint for one signal; ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` wins when set."""
-    if os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
-        return None  # the exporter reads the signal-specific variable itself
-    assert settings.otlp_endpoint is not None
-    if settings.otlp_protocol == "grpc":
-        return settings.otlp_endpoint
-    return f"{settings.otlp_endpoint}/v1/{signal}"
-
-
-def _grpc_insecure(settings: Settings) -> bool:
-    return bool(settings.otlp_endpoint and settings.otlp_endpoint.startswith("http://"))
-
-
-def _exporter(settings: Settings, signal: str) -> Any:
-    endpoint = _signal_endpoint(settings, signal)
-    if settings.otlp_protocol == "grpc":
-        if signal == "logs":
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
-
-            return GrpcLogs(endpoint=endpoint, insecure=_grpc_insecure(settings))
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
-
-            return GrpcSpans(endpoint=endpoint, insecure=_grpc_insecure(settings))
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
-
-        return GrpcMetrics(endpoint=endpoint, insecure=_grpc_insecure(settings))
-    if signal == "logs":
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-
-        return OTLPLogExporter(endpoint=endpoint, session=_pinned_ca_session())
-    if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(endpoint=endpoint, session=_pinned_ca_session())
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter(endpoint=endpoint, session=_pinned_ca_session())
-
-
-def _pinned_ca_session() -> Any:
-    """A requests session on which ``OTEL_EXPORTER_OTLP_CERTIFICATE`` really is the CA used.
-
-    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (set on many hospital hosts for the
-    corporate CA) override a session's ``verify`` (psf/requests#3829), so the collector's CA
-    was silently ignored and TLS failed. Proxies and other environment settings still apply.
-    """
-    import requests
-
-    class PinnedCASession(requests.Session):
-        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
-            if self.verify is not True:
-                merged["verify"] = self.verify
-            return merged
-
-    return PinnedCASession()
 
 
 _OTEL_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
@@ -369,9 +240,9 @@ def _setup(
             return _handle
         _handle = _install(settings, sampler, launcher=launcher)
         atexit.register(_handle.shutdown)
-        _flush_on_sigterm()
+        flush_on_sigterm()
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_keep_sigterm_flush_in_uvicorn_workers)
+            os.register_at_fork(after_in_child=keep_sigterm_flush_in_uvicorn_workers)
         return _handle
 
 
@@ -406,7 +277,7 @@ def _logger_provider(settings: Settings, resource: Resource, counters: _LogCount
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_log_record_processor(
         ResilientLogProcessor(
-            _exporter(settings, "logs"),
+            build_exporter(settings, "logs"),
             max_queue_size=settings.otlp_queue_size,
             on_drop=counters.count_dropped,
             shutdown_timeout=settings.shutdown_timeout,
@@ -432,14 +303,14 @@ def _install_tracing_and_metrics(
     tracer_provider.add_span_processor(CorrelationIdSpanProcessor())
     if exporting and settings.traces:
         tracer_provider.add_span_processor(
-            BatchSpanProcessor(_redacting(_exporter(settings, "traces"), redactor))
+            BatchSpanProcessor(_redacting(build_exporter(settings, "traces"), redactor))
         )
     _set_global(trace.set_tracer_provider, trace.get_tracer_provider, tracer_provider, "TracerProvider")
     handle.tracer_provider = tracer_provider
 
     readers = []
     if exporting and settings.metrics:
-        readers.append(PeriodicExportingMetricReader(_exporter(settings, "metrics")))
+        readers.append(PeriodicExportingMetricReader(build_exporter(settings, "metrics")))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
     _set_global(metrics.set_meter_provider, metrics.get_meter_provider, meter_provider, "MeterProvider")
     handle.meter_provider = meter_provider
