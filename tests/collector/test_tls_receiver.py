@@ -64,14 +64,23 @@ class TestServerTLS:
         assert (200, ["accepted over TLS"]) == (status, [r.body for r in loki_stand_in.logs])
 
     def test_a_plain_http_client_is_refused(self, gateway: Collector, loki_stand_in: OTLPReceiver) -> None:
-        """Cleartext OTLP/HTTP gets Go's 400 'HTTP request to an HTTPS server' and nothing is forwarded."""
+        """Cleartext OTLP/HTTP is refused and nothing is forwarded.
+
+        Go answers 400 'HTTP request to an HTTPS server' and closes; when the close races the
+        unread request body the kernel sends a reset instead, which the client sees before the
+        400. Both are a refusal.
+        """
         with httpx.Client(timeout=5, trust_env=False) as client:
-            response = client.post(
-                f"http://127.0.0.1:{gateway.http_port}/v1/logs",
-                content=export_request("sent in clear text"),
-                headers={"Content-Type": "application/x-protobuf"},
-            )
-        assert (400, True) == (response.status_code, "HTTPS server" in response.text)
+            try:
+                response = client.post(
+                    f"http://127.0.0.1:{gateway.http_port}/v1/logs",
+                    content=export_request("sent in clear text"),
+                    headers={"Content-Type": "application/x-protobuf"},
+                )
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                response = None
+        if response is not None:
+            assert (400, True) == (response.status_code, "HTTPS server" in response.text)
         assert not loki_stand_in.wait_for(lambda r: len(r.logs) > 0, timeout=2)
 
     def test_a_client_trusting_another_ca_is_refused(
