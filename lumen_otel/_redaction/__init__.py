@@ -157,28 +157,7 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """``text`` with the PHI in it replaced. The common case, no PHI, returns ``text`` itself."""
-        # The hot path, inlined: most lines have no stem word, no value shape, no "@", no HL7
-        # header; two scans in C say so and the line is returned as it came.
-        trie = self._stem_trie
-        values = self._values
-        if trie is None or values is None or self._extra_patterns or not text.isascii() or "MSH" in text:
-            return self._redact_text(text, None)
-        spaced_lower = " " + text.lower()
-        first_label = trie.search(spaced_lower)
-        spaced = " " + text
-        first_value = values.search(spaced)
-        if (
-            first_label is None
-            and first_value is None
-            and "@" not in text
-            and "::" not in text
-            and text.count(":") < 7
-        ):
-            return text
-        try:  # the scans resume where the first hits were found
-            return self._redact_plain(text, None, (spaced_lower, first_label), (spaced, first_value))
-        except Exception as exc:  # noqa: BLE001 - logging must not raise; _withheld re-raises in tests
-            return self._withheld(exc)
+        return self._redact_text(text, None)
 
     def redact_text_counted(self, text: str, counts: dict[str, int]) -> str:
         """Like :meth:`redact_text`, adding the number of values redacted per kind to ``counts``."""
@@ -296,8 +275,34 @@ class Redactor:
     # ------------------------------------------------------------------ text
 
     def _redact_text(self, text: str, counts: dict[str, int] | None) -> str:
+        # The hot path, inlined: most lines have no stem word, no value shape, no "@", no HL7
+        # header; two scans in C say so and the line is returned as it came. Every string goes
+        # through here: the message, each ``extra`` value, span attributes.
         if not text:
             return text
+        trie = self._stem_trie
+        values = self._values
+        if trie is None or values is None or self._extra_patterns or not text.isascii() or "MSH" in text:
+            return self._redact_slow(text, counts)
+        spaced_lower = " " + text.lower()
+        first_label = trie.search(spaced_lower)
+        spaced = " " + text
+        first_value = values.search(spaced)
+        if (
+            first_label is None
+            and first_value is None
+            and "@" not in text
+            and "::" not in text
+            and text.count(":") < 7
+        ):
+            return text
+        try:  # the scans resume where the first hits were found
+            return self._redact_plain(text, counts, (spaced_lower, first_label), (spaced, first_value))
+        except Exception as exc:  # noqa: BLE001 - logging must not raise; _withheld re-raises in tests
+            return self._withheld(exc)
+
+    def _redact_slow(self, text: str, counts: dict[str, int] | None) -> str:
+        """HL7, non-ASCII text, custom patterns, or rules off: no shortcut applies."""
         try:
             if "MSH" in text and self.defaults:
                 result = hl7.redact_hl7(
@@ -338,7 +343,9 @@ class Redactor:
         """
         if not text:
             return text
-        edits: list[tuple[int, int, str, int]] = []  # (start, end, kind, priority: labelled first)
+        # (start, -end, priority, kind): sorted as they stand, the earliest then longest edit comes
+        # first and a labelled edit (priority 0) beats a context-free one (1) over the same span.
+        edits: list[tuple[int, int, int, str]] = []
         trie = self._stem_trie
         if label_hint is not None:  # redact_text already scanned up to the first stem
             spaced_lower, first = label_hint
@@ -365,24 +372,25 @@ class Redactor:
                 if hard is None:
                     hard = [h.span() for h in HARD_PROTECTED.finditer(text)]
                 if not any(s < end and start < e for s, e in hard):  # custom rules never cut into ids
-                    edits.append((start, end, "CUSTOM", 2))
+                    edits.append((start, -end, 2, "CUSTOM"))
         if not edits:
             return text
-        edits.sort(key=lambda e: (e[0], -e[1], e[3]))
+        edits.sort()
         out: list[str] = []
         pos = 0
-        for start, end, kind, _priority in edits:
+        mask = self._mask
+        for start, neg_end, _priority, kind in edits:
             if start < pos:
                 continue  # overlaps an edit already made: the earlier (then longer) one wins
             out.append(text[pos:start])
-            out.append(self._mask(kind, text[start:end], counts))
-            pos = end
+            pos = -neg_end
+            out.append(mask(kind, text[start:pos], counts))
         if pos == 0:
             return text
         out.append(text[pos:])
         return "".join(out)
 
-    def _value_edits(self, text: str, edits: list[tuple[int, int, str, int]], spaced: str, pos: int) -> None:
+    def _value_edits(self, text: str, edits: list[tuple[int, int, int, str]], spaced: str, pos: int) -> None:
         """Context-free shapes: one anchored scan, plus e-mail and IPv6 when plausible."""
         values = self._values
         assert values is not None
@@ -404,7 +412,7 @@ class Redactor:
             if kinds[group] == "IP" and text.startswith("127.", start):
                 continue  # loopback names this machine, never a person (access logs stay readable)
             if not _touches_protected(text, start, end):
-                edits.append((start, end, kinds[group], 1))
+                edits.append((start, -end, 1, kinds[group]))
         at = text.find("@")
         if at != -1:
             email = self._email
@@ -416,7 +424,7 @@ class Redactor:
                     start -= 1
                 found = email.match(text, start) if start < at else None
                 if found is not None and not _touches_protected(text, found.start(), found.end()):
-                    edits.append((found.start(), found.end(), "EMAIL", 1))
+                    edits.append((found.start(), -found.end(), 1, "EMAIL"))
                 at = text.find("@", found.end() if found is not None else at + 1)
         if "::" in text or text.count(":") >= 7:
             assert self._ipv6 is not None
@@ -427,41 +435,48 @@ class Redactor:
                     and value not in ("::", "::1")
                     and not _touches_protected(text, m.start(), m.end())
                 ):
-                    edits.append((m.start(), m.end(), "IP", 1))
+                    edits.append((m.start(), -m.end(), 1, "IP"))
 
     def _label_edits(
         self,
         text: str,
         spaced_lower: str,
         trie: re.Pattern[str],
-        edits: list[tuple[int, int, str, int]],
+        edits: list[tuple[int, int, int, str]],
         pos: int,
     ) -> None:
         """Labelled rules, tried anchored where the trie found a stem (``spaced_lower`` = " " + lower)."""
         rules_by_stem = self._rules_by_stem
+        group_kinds = self._group_kinds
+        length = len(text)
         done = 0  # end of the last labelled value: stems inside it ("Birth date 1954-...") are skipped
         for m in trie.finditer(spaced_lower, pos):
             pos = m.start()  # the stem's index in ``text`` (the leading space shifts by one)
             if pos < done:
                 continue
-            stem = m.group()[1:].lower()
-            person = True
-            if pos > 0 and text[pos - 1] in "_.-":
+            stem = m.group()[1:]
+            combined = rules_by_stem.get(stem)
+            if combined is None:
+                combined = rules_by_stem.get(stem.lower())  # the trie ran over text of mixed case
+                if combined is None:
+                    continue
+                stem = stem.lower()
+            before = text[pos - 1] if pos else " "
+            if before in "_.-":
                 word_start = pos - 1
                 while word_start > 0 and text[word_start - 1].isalpha():
                     word_start -= 1
                 person = text[word_start : pos - 1].lower() in patterns.PERSON_WORDS
-            end_of_stem = pos + len(stem)
-            if (end_of_stem < len(text) and text[end_of_stem] == ":" and HARD_PROTECTED.match(text, pos)) or (
-                pos > 0 and text[pos - 1] == ":" and HARD_PROTECTED.match(text, _word_start(text, pos - 1))
-            ):
-                continue  # the stem is part of one of our own pseudonyms ("mrn:0a1b2c3d4e5f")
-            combined = rules_by_stem.get(stem)
-            if combined is None:
-                continue
-            rule = combined[0] if person else combined[1]
+                rule = combined[0] if person else combined[1]
+            else:
+                rule = combined[0]
             if rule is None:
                 continue
+            end_of_stem = pos + len(stem)
+            if (end_of_stem < length and text[end_of_stem] == ":" and HARD_PROTECTED.match(text, pos)) or (
+                before == ":" and HARD_PROTECTED.match(text, _word_start(text, pos - 1))
+            ):
+                continue  # the stem is part of one of our own pseudonyms ("mrn:0a1b2c3d4e5f")
             hit = rule.match(text, pos)
             if hit is None:
                 continue
@@ -471,15 +486,16 @@ class Redactor:
             start, end = hit.span(group)
             if _touches_protected(text, start, end):
                 continue
-            # A number that begins a duration or version ("= 5 ms"): only if something follows.
-            if text[start].isdigit() and end < len(text) and text[end] in _SOFT_NEXT:
-                soft = SOFT_AT.match(text, start)
-                if soft is not None and soft.end() > end:
-                    continue
-            kind = self._group_kinds[group]
-            if kind == "NAME" and text[start].isdigit():
-                kind = "MRN"  # ?patient=12345
-            edits.append((start, end, kind, 0))
+            kind = group_kinds[group]
+            if text[start].isdigit():
+                # A number that begins a duration or version ("= 5 ms"): only if something follows.
+                if end < length and text[end] in _SOFT_NEXT:
+                    soft = SOFT_AT.match(text, start)
+                    if soft is not None and soft.end() > end:
+                        continue
+                if kind == "NAME":
+                    kind = "MRN"  # ?patient=12345
+            edits.append((start, -end, 0, kind))
             done = end
 
 
