@@ -1,4 +1,4 @@
-"""Run every benchmark (``make bench``): logging, HTTP, scaling and redaction, one after another.
+"""Run every benchmark (``make bench``): logging, HTTP, scaling, redaction and export, one after another.
 
 Each script prints its own machine/version header, its table and RATIO/DROPS/GROWTH lines with a
 PASS or MISS against the budget. This runner streams them and ends with one summary line per
@@ -25,6 +25,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "http": ("bench_http.py", [], ["--quick"]),
     "scaling": ("bench_scaling.py", [], ["--quick"]),
     "redaction": ("bench_redaction.py", [], ["--rounds", "3", "--number", "200"]),
+    # through the real collector (bin/lumen-otelcol): records/s end to end, app RSS while it is down
+    "export": ("bench_export.py", [], ["--quick"]),
 }
 
 
