@@ -30,6 +30,10 @@ _NOT_ALNUM = string.punctuation + string.whitespace
 _SOFT_NEXT = frozenset(" .nums\u00b5h")
 _EMAIL_LOCAL = frozenset(string.ascii_letters + string.digits + "._%+-")
 _KEY_CACHE_MAX = 4096
+# Strings found clean are remembered (bounded): ``extra`` values, span names and attributes repeat
+# on every record (routes, methods, host names, status words), messages rarely do.
+_CLEAN_CACHE_MAX = 4096
+_CLEAN_CACHE_MAX_LEN = 256
 
 
 class Redactor:
@@ -52,6 +56,7 @@ class Redactor:
     """
 
     __slots__ = (
+        "_clean_cache",
         "_email",
         "_extra_keys",
         "_extra_patterns",
@@ -87,6 +92,7 @@ class Redactor:
         except re.error as exc:
             raise ValueError(f"invalid redaction pattern {exc.pattern!r}: {exc}") from None
         self._key_cache: dict[str, str | None] = {}
+        self._clean_cache: set[str] = set()
 
         # stem -> [(rule source, group prefix, kind, snake_ok)]
         stems: dict[str, list[tuple[str, str, str, bool]]] = {}
@@ -162,6 +168,11 @@ class Redactor:
     def redact_text_counted(self, text: str, counts: dict[str, int]) -> str:
         """Like :meth:`redact_text`, adding the number of values redacted per kind to ``counts``."""
         return self._redact_text(text, counts)
+
+    def redact_value(self, text: str) -> str:
+        """:meth:`redact_text` for short strings that repeat (attribute values, span names): a
+        string found clean is remembered, so the next time it costs one set lookup."""
+        return self._redact_remembered(text, None)
 
     def redact_mapping(self, mapping: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of ``mapping``, values redacted by key name (``ssn``, ``patient_name``...) and by value."""
@@ -253,9 +264,20 @@ class Redactor:
 
     # ------------------------------------------------------------------ structures
 
+    def _redact_remembered(self, text: str, counts: dict[str, int] | None) -> str:
+        clean = self._clean_cache
+        if text in clean:
+            return text  # found clean before: nothing to count either
+        result = self._redact_text(text, counts)
+        if result is text and len(text) <= _CLEAN_CACHE_MAX_LEN:
+            if len(clean) >= _CLEAN_CACHE_MAX:
+                clean.clear()  # bounded: a service with endless distinct values just re-checks them
+            clean.add(text)
+        return result
+
     def _redact_any(self, value: Any, counts: dict[str, int] | None) -> Any:
         if isinstance(value, str):
-            return self._redact_text(value, counts)
+            return self._redact_remembered(value, counts)
         if isinstance(value, Mapping):
             return self._redact_mapping(value, counts)
         if isinstance(value, list):

@@ -30,10 +30,18 @@ from lumen_otel._redaction import Redactor, get_default_redactor
 __all__ = ["RedactingSpanExporter", "redact_span"]
 
 
+def _unchanged(attributes: Mapping[str, Any] | None, redacted: Mapping[str, Any]) -> bool:
+    return not attributes or all(redacted[key] is value for key, value in attributes.items())
+
+
 def _attributes(
     redactor: Redactor, attributes: Mapping[str, Any] | None, dropped: int = 0
 ) -> BoundedAttributes:
     redacted = redactor.redact_mapping(attributes) if attributes else {}
+    return _bounded_attributes(redacted, dropped)
+
+
+def _bounded_attributes(redacted: Mapping[str, Any], dropped: int) -> BoundedAttributes:
     bounded = BoundedAttributes(maxlen=None, attributes=redacted, immutable=True, max_value_len=None)
     bounded.dropped = dropped
     return bounded
@@ -46,7 +54,23 @@ def _bounded(items: list[Any], dropped: int) -> BoundedList:  # type: ignore[typ
 
 
 def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
-    """A copy of ``span`` with its name, attributes, events, links and status description redacted."""
+    """A copy of ``span`` with its name, attributes, events, links and status description redacted.
+
+    Most spans hold nothing to redact (``GET /items/{item_id}``, a method, a route, a status
+    code): then ``span`` itself is returned, without building a copy.
+    """
+    name = redactor.redact_value(span.name)
+    attributes = redactor.redact_mapping(span.attributes) if span.attributes else {}
+    status = span.status
+    description = redactor.redact_value(status.description) if status.description else status.description
+    if (
+        name is span.name
+        and description is status.description
+        and not span.events
+        and not span.links
+        and _unchanged(span.attributes, attributes)
+    ):
+        return span
     events = [
         Event(
             redactor.redact_text(e.name),
@@ -60,15 +84,14 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
         Link(link.context, _attributes(redactor, link.attributes, getattr(link, "dropped_attributes", 0)))
         for link in span.links
     ]
-    status = span.status
-    if status.description:
-        status = Status(status.status_code, redactor.redact_text(status.description))
+    if description is not status.description:
+        status = Status(status.status_code, description)
     return ReadableSpan(
-        name=redactor.redact_text(span.name),
+        name=name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=_attributes(redactor, span.attributes, span.dropped_attributes),
+        attributes=_bounded_attributes(attributes, span.dropped_attributes),
         events=_bounded(events, span.dropped_events),
         links=_bounded(links, span.dropped_links),
         kind=span.kind,
