@@ -310,6 +310,26 @@ def _enter(cid: str, ctx: Context | None) -> Callable[[], None]:
     return leave
 
 
+#: (correlation id, trace id, span id, flags) of the server span that ended last in this context:
+#: a WSGI worker thread, or the asyncio task uvicorn runs one request in.
+FinishedRequest = tuple[str | None, str, str, int]
+_finished_request: ContextVar[FinishedRequest | None] = ContextVar("lumen_finished_request", default=None)
+
+
+def take_finished_request() -> FinishedRequest | None:
+    """The ids of the request that just ended here, once (then forgotten).
+
+    Servers log some lines *after* the request's context is gone: gunicorn's and Django
+    ``runserver``'s access lines, uvicorn's ``Exception in ASGI application``. Nothing runs in
+    between on that thread or task (no ``await``), so the server span that ended last is that
+    request's, and the line can still be found by the request's correlation and trace IDs.
+    """
+    finished = _finished_request.get()
+    if finished is not None:
+        _finished_request.set(None)
+    return finished
+
+
 class CorrelationIdSpanProcessor(SpanProcessor):
     """Puts ``correlation_id`` on server, consumer and local root spans when they start.
 
@@ -330,7 +350,17 @@ class CorrelationIdSpanProcessor(SpanProcessor):
                 span.set_attribute("correlation_id", cid)
 
     def on_end(self, span: ReadableSpan) -> None:
-        pass
+        if span.kind is trace.SpanKind.SERVER:
+            ctx = span.context
+            cid = (span.attributes or {}).get("correlation_id")
+            _finished_request.set(
+                (
+                    cid if isinstance(cid, str) else None,
+                    format(ctx.trace_id, "032x"),
+                    format(ctx.span_id, "016x"),
+                    int(ctx.trace_flags),
+                )
+            )
 
     def shutdown(self) -> None:
         pass

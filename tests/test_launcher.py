@@ -95,6 +95,28 @@ class TestFastAPIUnderLauncher:
         assert otlp.attributes["correlation_id"] == str(uuid.UUID(hex=server_span.trace_id))
         assert 1 == sum(1 for log in otlp_receiver.logs if log.body.endswith('"GET /orders/7 HTTP/1.1" 200'))
 
+    def test_the_servers_exception_line_carries_the_failed_requests_ids(
+        self, start_service, otlp_receiver, tmp_path
+    ):
+        """uvicorn logs "Exception in ASGI application" after the request's context has ended;
+        the line that explains a 500 is still found by that request's correlation and trace IDs."""
+        port = free_port()
+        service = start_service(uvicorn_argv(port), service_env(otlp_receiver, tmp_path), APPS, port)
+        response = httpx.get(f"{service.url}/fail", headers={"X-Correlation-ID": "order-fail-17"}, timeout=10)
+        assert response.status_code == 500
+        assert otlp_receiver.wait_for(lambda r: any(s.name == "GET /fail" for s in r.spans))
+        service.stop()
+        server_span = next(s for s in otlp_receiver.spans if s.name == "GET /fail")
+        lines = json_lines(service.stdout)
+        failure = [r for r in lines if str(r["message"]).startswith("Exception in ASGI application")]
+        assert len(failure) == 1, [r["message"] for r in lines]
+        assert ("order-fail-17", server_span.trace_id, server_span.span_id) == (
+            failure[0]["correlation_id"],
+            failure[0]["trace_id"],
+            failure[0]["span_id"],
+        )
+        assert response.headers["x-correlation-id"] == "order-fail-17"
+
     def test_fastapi_internal_send_receive_spans_are_off(self, start_service, otlp_receiver, tmp_path):
         """Only the server span: the per-message ``http send`` spans halve throughput."""
         run_one_request(start_service, otlp_receiver, tmp_path)
@@ -143,7 +165,8 @@ class TestDjangoUnderLauncher:
             "djangoapp.wsgi:application",
         ]
         service = start_service(argv, env, APPS, port)
-        assert httpx.get(f"{service.url}/exams/12", timeout=10).status_code == 200
+        response = httpx.get(f"{service.url}/exams/12", timeout=10)
+        assert response.status_code == 200
         assert otlp_receiver.wait_for(lambda r: any(log.body == "exam looked up" for log in r.logs))
         service.stop()
         server_span = next(s for s in otlp_receiver.spans if s.kind == 2)
@@ -156,3 +179,9 @@ class TestDjangoUnderLauncher:
             assert record["exam_id"] == 12
             access = [r for r in lines if r["logger"] == "gunicorn.access"]
             assert len(access) == 1, [r["logger"] for r in lines]
+            # written after the request's context ended, still found by the request's IDs
+            assert (response.headers["x-correlation-id"], server_span.trace_id, server_span.span_id) == (
+                access[0]["correlation_id"],
+                access[0]["trace_id"],
+                access[0]["span_id"],
+            )

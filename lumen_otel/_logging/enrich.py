@@ -16,7 +16,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from lumen_otel._correlation import get_correlation_id
+from lumen_otel._correlation import get_correlation_id, take_finished_request
 from lumen_otel._redaction import Redactor
 
 __all__ = ["RESERVED_ATTRS", "Enricher", "sanitize"]
@@ -91,6 +91,17 @@ def _safe_message(record: logging.LogRecord) -> str:
             return "<unformattable log message>"
 
 
+#: server loggers that write about a request after its context has ended: access lines
+_ACCESS_AFTER_REQUEST = frozenset({"django.server", "gunicorn.access"})
+
+
+def _logged_after_request(record: logging.LogRecord) -> bool:
+    """A server's line about the request that just ended (its access line, or uvicorn's
+    ``Exception in ASGI application``), logged outside that request's context."""
+    name = record.name
+    return name in _ACCESS_AFTER_REQUEST or (name == "uvicorn.error" and record.exc_info is not None)
+
+
 class Enricher:
     """Adds service, host, correlation and trace fields; redacts message, extras and exception."""
 
@@ -106,7 +117,7 @@ class Enricher:
             return  # already enriched (a record handled twice must not be redacted twice)
         record.service_name = self.service_name
         record.hostname = self.hostname
-        record.correlation_id = get_correlation_id()
+        record.correlation_id = cid = get_correlation_id()
         span_context = trace.get_current_span().get_span_context()
         if span_context.is_valid:
             record.trace_id = format(span_context.trace_id, "032x")
@@ -115,6 +126,10 @@ class Enricher:
         else:
             record.trace_id = record.span_id = None
             record.trace_flags = 0
+            if cid is None and _logged_after_request(record):
+                finished = take_finished_request()
+                if finished is not None:
+                    record.correlation_id, record.trace_id, record.span_id, record.trace_flags = finished
 
         redact_text = self.redactor.redact_text
         message = redact_text(_safe_message(record))
