@@ -113,22 +113,3 @@ def fresh_logging() -> Iterator[None]:
     _bootstrap._reset_for_tests()
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Within tests/test_middleware_django.py, run the middleware-alone tests before the ones
-    under opentelemetry-instrumentation-django.
-
-    KNOWN LEAK (open): after the module-scoped ``instrumented`` fixture has run in this process
-    (in-process Django settings are global), later middleware-alone requests ignore the incoming
-    header. Random order (pytest-randomly) exposed it; until the leak is found, keep the two
-    groups in this order so the suite stays deterministic.
-    """
-    django_items = [i for i in items if i.nodeid.startswith("tests/test_middleware_django.py")]
-    if not django_items:
-        return
-    first = items.index(django_items[0])
-    others = [i for i in items if i not in set(django_items)]
-    ordered = sorted(django_items, key=lambda i: "instrumented" in getattr(i, "fixturenames", ()))
-    items[:] = others[:first] + ordered + others[first:]

@@ -57,7 +57,10 @@ def _start(kind: str) -> UvicornThread | WSGIThread:
     return UvicornThread(ASGIHandler())
 
 
-@pytest.fixture(scope="module", params=["wsgi", "asgi"])
+# Class-scoped, not module-scoped: Django's settings and the instrumentation are process-global,
+# so a ``server`` and an ``instrumented`` fixture alive at the same time (random test order kept
+# both module fixtures open) would serve the middleware-alone tests with the instrumented stack.
+@pytest.fixture(scope="class", params=["wsgi", "asgi"])
 def server(request: pytest.FixtureRequest) -> Iterator[UvicornThread | WSGIThread]:
     """The middleware alone, under WSGI (threads) and ASGI; the API's default propagators."""
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -76,7 +79,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[UvicornThread | WSGIThrea
 
 
 @pytest.fixture(
-    scope="module",
+    scope="class",
     params=[("wsgi", True), ("asgi", True), ("wsgi", False), ("asgi", False)],
     ids=["wsgi-middleware", "asgi-middleware", "wsgi-propagator-only", "asgi-propagator-only"],
 )
