@@ -3,6 +3,8 @@
 Configurations, each a fresh server process per round, rounds interleaved, medians reported:
 
   bare   the app with stdlib logging to stdout (no telemetry)
+  instr  bare + the upstream instrumentation alone (FastAPI/Django instrumentor, SDK providers that
+         export nothing, no log handler): the floor under any stack built on it, lumen-otel's too
   lumen  ``opentelemetry-instrument`` with the lumen distro: traces, metrics, correlation, JSON logs
          on stdout and OTLP/HTTP logs - the full product as a service runs it
   peer   the upstream parts a team assembles: opentelemetry-instrumentation-fastapi (defaults) +
@@ -39,7 +41,7 @@ import _common
 
 APPS = _common.HERE / "apps"
 VENV_BIN = Path(sys.executable).parent
-CONFIGS = ("bare", "lumen", "peer")
+CONFIGS = ("bare", "instr", "lumen", "peer")
 BUDGET_THROUGHPUT = 0.60
 BUDGET_P99 = 2.0
 DJANGO_THREADS = 4
@@ -204,7 +206,7 @@ def run_wrk(url: str, duration: float, connections: int) -> dict[str, Any]:
 
 def run_one(framework: str, stack: str, duration: float, warmup: float, connections: int) -> dict[str, Any]:
     port = free_port()
-    sink = Sink() if stack != "bare" else None
+    sink = Sink() if stack not in ("bare", "instr") else None
     with tempfile.TemporaryDirectory(prefix="lumen-bench-http-") as tmp:
         errlog = Path(tmp) / "stderr.txt"
         with errlog.open("wb") as err:
@@ -320,6 +322,11 @@ def run_framework(
         print(
             f"RATIO {framework} peer/bare throughput = {med['peer']['rps'] / base['rps']:.2f}x, "
             f"p99 = {med['peer']['p99_ms'] / base['p99_ms']:.2f}x"
+        )
+    if base and "instr" in med:
+        print(
+            f"RATIO {framework} instr/bare throughput = {med['instr']['rps'] / base['rps']:.2f}x, "
+            f"p99 = {med['instr']['p99_ms'] / base['p99_ms']:.2f}x (upstream instrumentation alone)"
         )
     if "lumen" in med and "peer" in med:
         print(f"RATIO {framework} lumen/peer throughput = {med['lumen']['rps'] / med['peer']['rps']:.2f}x")

@@ -3,6 +3,7 @@
 BENCH_STACK selects the set-up (the launcher does lumen-otel's, so the app does nothing for it):
   bare   stdlib logging to stdout (the service before any telemetry)
   lumen  nothing here: run under ``opentelemetry-instrument`` with the lumen distro
+  instr  bare + the upstream instrumentation alone, exporting nothing (the floor of any OTel stack)
   peer   what a team assembles from upstream parts: opentelemetry-instrumentation-fastapi
          (defaults), asgi-correlation-id, the OpenTelemetry logging handler on root, OTLP/HTTP
          exporters for traces, metrics and logs with the SDK batch processors
@@ -76,9 +77,24 @@ def _peer() -> None:
     FastAPIInstrumentor.instrument_app(app)
 
 
-if STACK == "bare":
+def _instr() -> None:
+    """The floor of any stack built on the upstream instrumentation: FastAPIInstrumentor (send and
+    receive spans off, as lumen-otel runs it) with SDK providers that export nothing."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    metrics.set_meter_provider(MeterProvider())
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+
+
+if STACK in ("bare", "instr"):
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if STACK == "instr":
+        _instr()
 elif STACK == "peer":
     _peer()

@@ -1,4 +1,5 @@
-"""WSGI entry point; BENCH_STACK=peer adds the upstream stack (Django instrumentation + OTel log handler)."""
+"""WSGI entry point; BENCH_STACK=peer adds the upstream stack (Django instrumentation + OTel log handler),
+BENCH_STACK=instr the Django instrumentation alone, exporting nothing."""
 
 import logging
 import os
@@ -46,6 +47,17 @@ if os.environ.get("BENCH_STACK") == "peer":
     root.addHandler(console)
     root.addHandler(LoggingHandler(logger_provider=logger_provider))
     root.setLevel(logging.INFO)
+    DjangoInstrumentor().instrument()
+
+if os.environ.get("BENCH_STACK") == "instr":
+    # the upstream instrumentation alone, exporting nothing: the floor of any OTel stack
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    metrics.set_meter_provider(MeterProvider())
     DjangoInstrumentor().instrument()
 
 from django.core.wsgi import get_wsgi_application
