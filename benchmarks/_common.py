@@ -135,3 +135,17 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def dropped_by_reason(reader: Any) -> dict[str, float]:
+    """``lumen.log.dropped`` per ``reason``, read from an in-memory metric reader in the app."""
+    drops: dict[str, float] = {}
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "lumen.log.dropped":
+                    for point in metric.data.data_points:
+                        reason = str((point.attributes or {}).get("reason"))
+                        drops[reason] = drops.get(reason, 0) + getattr(point, "value", 0)  # a Sum
+    return drops

@@ -97,16 +97,7 @@ def _app(endpoint: str) -> tuple[Any, Callable[[int], None], Callable[[], dict[s
         info(MESSAGE, PATH, 200, 1.25, extra={"route": ROUTE, "status_code": 200, "seq": seq})
 
     def counters() -> dict[str, float]:
-        found: dict[str, float] = {}
-        data = reader.get_metrics_data()
-        for rm in data.resource_metrics if data else ():
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name == "lumen.log.dropped":
-                        for point in metric.data.data_points:
-                            key = f"dropped:{(point.attributes or {}).get('reason')}"
-                            found[key] = found.get(key, 0) + getattr(point, "value", 0)  # a Sum
-        return found
+        return {f"dropped:{reason}": n for reason, n in _common.dropped_by_reason(reader).items()}
 
     return handle, log, counters
 

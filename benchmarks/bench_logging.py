@@ -248,16 +248,7 @@ def _lumen(tmp: Path, s: Setup, sink: str | None, redaction: bool = True) -> tup
         handle.force_flush(timeout=300.0)
 
     def counted() -> dict[str, float]:
-        drops: dict[str, float] = {}
-        data = reader.get_metrics_data()
-        for rm in data.resource_metrics if data else ():
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    if metric.name == "lumen.log.dropped":
-                        for point in metric.data.data_points:
-                            reason = str(point.attributes.get("reason"))
-                            drops[reason] = drops.get(reason, 0) + point.value
-        return drops
+        return _common.dropped_by_reason(reader)
 
     return _std_log(logging.getLogger("bench.app")), flush, counted
 
