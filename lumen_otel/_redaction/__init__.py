@@ -7,14 +7,16 @@ and :meth:`Redactor.redact_mapping` on the ``extra`` values; spans go through
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 import string
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Any
 
-from lumen_otel._redaction import hl7, patterns
+from lumen_otel._redaction import hl7, patterns, prune
 from lumen_otel._redaction.patterns import HARD_PROTECTED, SOFT_AT
 
 __all__ = ["Redactor", "get_default_redactor", "redact", "set_default_redactor"]
@@ -28,8 +30,13 @@ _KEEP_WHOLE = re.compile(
 _ALNUM = re.compile(r"[^\W_]")
 _NOT_ALNUM = string.punctuation + string.whitespace
 _SOFT_NEXT = frozenset(" .nums\u00b5h")
-_EMAIL_LOCAL = frozenset(string.ascii_letters + string.digits + "._%+-")
+_DIGITS = string.digits
+_SOFT_SEPARATORS = " \t\"':="
+_SOFT_LAST = frozenset(ch for label in patterns.SOFT_LABELS for ch in (label[-1], label[-1].upper()))
+_EMAIL_LOCAL_CHARS = string.ascii_letters + string.digits + "._%+-"
 _KEY_CACHE_MAX = 4096
+# An edit: (start, -end, priority, kind, check); see Redactor._redact_plain.
+_Edit = tuple[int, int, int, str, bool]
 # Strings found clean are remembered (bounded): ``extra`` values, span names and attributes repeat
 # on every record (routes, methods, host names, status words), messages rarely do.
 _CLEAN_CACHE_MAX = 4096
@@ -69,6 +76,7 @@ class Redactor:
         "_stem_trie",
         "_stem_trie_ci",
         "_title_group",
+        "_tokens",
         "_value_kinds",
         "_values",
         "defaults",
@@ -92,14 +100,18 @@ class Redactor:
         except re.error as exc:
             raise ValueError(f"invalid redaction pattern {exc.pattern!r}: {exc}") from None
         self._key_cache: dict[str, str | None] = {}
+        # Without a key every token is fixed: looked up, not formatted, per edit.
+        self._tokens = {kind: f"[REDACTED:{kind}]" for kind in patterns.KINDS} if self._key is None else None
         self._clean_cache: set[str] = set()
 
         # stem -> [(rule source, group prefix, kind, snake_ok)]
         stems: dict[str, list[tuple[str, str, str, bool]]] = {}
         group_kinds: dict[str, str] = {}
+        rule_of_source: dict[str, int] = {}
         if defaults:
             for i, rule in enumerate(patterns.LABEL_RULES):
                 source = patterns.label_rule_source(rule, i)
+                rule_of_source[source] = i
                 for suffix in "qstru":
                     group_kinds[f"v{i}{suffix}"] = rule.kind
                 for stem in rule.stems:
@@ -120,16 +132,10 @@ class Redactor:
         # Per stem, its rules (and those of every shorter stem it starts with: "patients" ->
         # "patient") as one alternation, so a hit costs one anchored match; a second regex holds
         # only the rules allowed after an unrelated ``word_`` (``x_mrn`` yes, ``service_name`` no).
-        compiled: dict[tuple[str, ...], re.Pattern[str] | None] = {}
-
-        def combine(sources: tuple[str, ...]) -> re.Pattern[str] | None:
-            if not sources:
-                return None
-            if sources not in compiled:
-                compiled[sources] = re.compile("|".join(f"(?:{src})" for src in sources))
-            return compiled[sources]
-
-        by_stem: dict[str, tuple[re.Pattern[str] | None, re.Pattern[str] | None]] = {}
+        # Each built-in rule's label is narrowed to the spellings that can start with the stem
+        # (prune.py): the "patient" regex no longer walks through "first", "maiden", "guardian"...
+        # Built on a stem's first hit: a process compiles only the stems its logs contain.
+        specs: dict[str, tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]] = {}
         for stem in stems:
             rules: list[tuple[str, str, str, bool]] = []
             for other, other_rules in stems.items():
@@ -137,7 +143,11 @@ class Redactor:
                     rules.extend(r for r in other_rules if r not in rules)
             all_sources = tuple(dict.fromkeys(r[0] for r in rules))
             snake_sources = tuple(dict.fromkeys(r[0] for r in rules if r[3]))
-            by_stem[stem] = (combine(all_sources), combine(snake_sources))
+            specs[stem] = (
+                tuple((src, rule_of_source.get(src, -1)) for src in all_sources),
+                tuple((src, rule_of_source.get(src, -1)) for src in snake_sources),
+            )
+        by_stem = _StemRules(specs)
         self._rules_by_stem = by_stem
         options = {
             stem: (len(stem) <= 4 or stem in self._extra_words, not any(r[3] for r in stems[stem]))
@@ -308,18 +318,15 @@ class Redactor:
             return self._redact_slow(text, counts)
         spaced_lower = " " + text.lower()
         first_label = trie.search(spaced_lower)
-        spaced = " " + text
-        first_value = values.search(spaced)
-        if (
-            first_label is None
-            and first_value is None
-            and "@" not in text
-            and "::" not in text
-            and text.count(":") < 7
-        ):
-            return text
+        value_hint: tuple[str, re.Match[str] | None] | None = None  # a stem: the value scan runs whole
+        if first_label is None:
+            spaced = " " + text
+            first_value = values.search(spaced)
+            if first_value is None and "@" not in text and "::" not in text and text.count(":") < 7:
+                return text
+            value_hint = (spaced, first_value)
         try:  # the scans resume where the first hits were found
-            return self._redact_plain(text, counts, (spaced_lower, first_label), (spaced, first_value))
+            return self._redact_plain(text, counts, (spaced_lower, first_label), value_hint)
         except Exception as exc:  # noqa: BLE001 - logging must not raise; _withheld re-raises in tests
             return self._withheld(exc)
 
@@ -351,139 +358,60 @@ class Redactor:
         )
         return "[REDACTED:UNPROCESSABLE]"
 
-    def _redact_plain(
+    def _redact_plain(  # noqa: PLR0915 - the hot path, inlined on purpose
         self,
         text: str,
         counts: dict[str, int] | None,
         label_hint: tuple[str, re.Match[str] | None] | None = None,
         value_hint: tuple[str, re.Match[str] | None] | None = None,
     ) -> str:
-        """Text rules (no HL7): collect edits from value and labelled rules, resolve, apply.
+        """Text rules (no HL7): collect edits from labelled and value rules, resolve, apply.
 
-        The common case - no stem word, no value shape - costs a lower-casing, one trie scan and
-        one character-class scan, all in C, and returns ``text`` itself.
+        ``label_hint`` / ``value_hint``: ``redact_text`` already ran a scan up to its first hit
+        (None: not run); it resumes after it. Everything per hit is inlined: on a PHI-bearing line the
+        interpreter's steps between the regex calls cost as much as the regexes themselves.
         """
         if not text:
             return text
-        # (start, -end, priority, kind): sorted as they stand, the earliest then longest edit comes
-        # first and a labelled edit (priority 0) beats a context-free one (1) over the same span.
-        edits: list[tuple[int, int, int, str]] = []
+        length = len(text)
+        # (start, -end, priority, kind, check): sorted as they stand, the earliest then longest edit
+        # comes first and a labelled edit (priority 0) beats a context-free one (1) over the same
+        # span; ``check`` defers a value hit's context checks (_value_ok) to when it is applied.
+        edits: list[_Edit] = []
+        append = edits.append
+
+        # Labelled rules, tried anchored where the trie found a stem (over " " + lower-case text).
         trie = self._stem_trie
-        if label_hint is not None:  # redact_text already scanned up to the first stem
+        stems: Iterable[re.Match[str]] = ()
+        if label_hint is not None:
             spaced_lower, first = label_hint
             if first is not None and trie is not None:
-                self._label_edits(text, spaced_lower, trie, edits, first.start())
+                stems = chain((first,), trie.finditer(spaced_lower, first.end()))
         elif trie is not None:
             spaced_lower = " " + text.lower()
-            if len(spaced_lower) != len(text) + 1:
+            if len(spaced_lower) != length + 1:
                 trie, spaced_lower = self._stem_trie_ci, " " + text
             assert trie is not None
-            self._label_edits(text, spaced_lower, trie, edits, 0)
-        if self._values is not None:
-            if value_hint is not None:
-                spaced, first_value = value_hint
-                self._value_edits(text, edits, spaced, -1 if first_value is None else first_value.start())
-            else:
-                self._value_edits(text, edits, " " + text, 0)
-        hard: list[tuple[int, int]] | None = None
-        for pattern in self._extra_patterns:
-            for m in pattern.finditer(text):
-                start, end = m.span()
-                if end == start:
-                    continue
-                if hard is None:
-                    hard = [h.span() for h in HARD_PROTECTED.finditer(text)]
-                if not any(s < end and start < e for s, e in hard):  # custom rules never cut into ids
-                    edits.append((start, -end, 2, "CUSTOM"))
-        if not edits:
-            return text
-        edits.sort()
-        out: list[str] = []
-        pos = 0
-        mask = self._mask
-        for start, neg_end, _priority, kind in edits:
-            if start < pos:
-                continue  # overlaps an edit already made: the earlier (then longer) one wins
-            out.append(text[pos:start])
-            pos = -neg_end
-            out.append(mask(kind, text[start:pos], counts))
-        if pos == 0:
-            return text
-        out.append(text[pos:])
-        return "".join(out)
-
-    def _value_edits(self, text: str, edits: list[tuple[int, int, int, str]], spaced: str, pos: int) -> None:
-        """Context-free shapes: one anchored scan, plus e-mail and IPv6 when plausible."""
-        values = self._values
-        assert values is not None
-        kinds = self._value_kinds
-        title = self._title_group
-        for m in values.finditer(spaced, pos) if pos >= 0 else ():
-            group = m.lastgroup or ""
-            if group == title:
-                group = "title"
-            start, end = m.span(group)
-            start -= 1  # the scan ran over " " + text
-            end -= 1
-            if "." in text[start:end]:  # only dotted shapes can collide with a version or duration
-                soft = SOFT_AT.match(text, start)
-                if soft is not None and soft.end() >= end:
-                    continue
-            if text[max(0, start - 26) : start].rstrip(" \t\"':=").lower().endswith(patterns.SOFT_LABELS):
-                continue  # status=200, correlation_id=..., HTTP/1.1 503
-            if kinds[group] == "IP" and text.startswith("127.", start):
-                continue  # loopback names this machine, never a person (access logs stay readable)
-            if not _touches_protected(text, start, end):
-                edits.append((start, -end, 1, kinds[group]))
-        at = text.find("@")
-        if at != -1:
-            email = self._email
-            assert email is not None
-            while at != -1:
-                # Walk back over the local part, then match forwards: no scan of the whole line.
-                start = at
-                while start > 0 and at - start < 65 and text[start - 1] in _EMAIL_LOCAL:
-                    start -= 1
-                found = email.match(text, start) if start < at else None
-                if found is not None and not _touches_protected(text, found.start(), found.end()):
-                    edits.append((found.start(), -found.end(), 1, "EMAIL"))
-                at = text.find("@", found.end() if found is not None else at + 1)
-        if "::" in text or text.count(":") >= 7:
-            assert self._ipv6 is not None
-            for m in self._ipv6.finditer(text):
-                value = m.group()
-                if (
-                    any(ch.isdigit() for ch in value)
-                    and value not in ("::", "::1")
-                    and not _touches_protected(text, m.start(), m.end())
-                ):
-                    edits.append((m.start(), -m.end(), 1, "IP"))
-
-    def _label_edits(
-        self,
-        text: str,
-        spaced_lower: str,
-        trie: re.Pattern[str],
-        edits: list[tuple[int, int, int, str]],
-        pos: int,
-    ) -> None:
-        """Labelled rules, tried anchored where the trie found a stem (``spaced_lower`` = " " + lower)."""
+            stems = trie.finditer(spaced_lower)
         rules_by_stem = self._rules_by_stem
         group_kinds = self._group_kinds
-        length = len(text)
+        has_colon = ":" in text
         done = 0  # end of the last labelled value: stems inside it ("Birth date 1954-...") are skipped
-        for m in trie.finditer(spaced_lower, pos):
+        for m in stems:
             pos = m.start()  # the stem's index in ``text`` (the leading space shifts by one)
             if pos < done:
                 continue
-            stem = m.group()[1:]
-            combined = rules_by_stem.get(stem)
+            found_stem = m.group()
+            stem = found_stem[1:]
+            combined = rules_by_stem[stem]
             if combined is None:
-                combined = rules_by_stem.get(stem.lower())  # the trie ran over text of mixed case
+                combined = rules_by_stem[stem.lower()]  # the trie ran over text of mixed case
                 if combined is None:
                     continue
                 stem = stem.lower()
-            before = text[pos - 1] if pos else " "
+            # The character the trie matched before the stem: text[pos - 1] (a non-letter, so its
+            # lower-casing is itself), or the leading space at the start of the text.
+            before = found_stem[0]
             if before in "_.-":
                 word_start = pos - 1
                 while word_start > 0 and text[word_start - 1].isalpha():
@@ -494,9 +422,13 @@ class Redactor:
                 rule = combined[0]
             if rule is None:
                 continue
-            end_of_stem = pos + len(stem)
-            if (end_of_stem < length and text[end_of_stem] == ":" and HARD_PROTECTED.match(text, pos)) or (
-                before == ":" and HARD_PROTECTED.match(text, _word_start(text, pos - 1))
+            if has_colon and (
+                (
+                    pos + len(stem) < length
+                    and text[pos + len(stem)] == ":"
+                    and HARD_PROTECTED.match(text, pos)
+                )
+                or (before == ":" and HARD_PROTECTED.match(text, _word_start(text, pos - 1)))
             ):
                 continue  # the stem is part of one of our own pseudonyms ("mrn:0a1b2c3d4e5f")
             hit = rule.match(text, pos)
@@ -506,19 +438,202 @@ class Redactor:
             if group is None:
                 continue
             start, end = hit.span(group)
-            if _touches_protected(text, start, end):
+            # _touches_protected's own first test, inlined: a value can only cut into a
+            # never-redacted token joined on by ":", "-", a bracket or a time.
+            after = text[end] if end < length else " "
+            if (
+                (start and text[start - 1] in ":-]}")
+                or after in ":-[{T."
+                or (after == " " and text[end + 1 : end + 2].isdigit())
+            ) and _touches_protected(text, start, end):
                 continue
             kind = group_kinds[group]
             if text[start].isdigit():
                 # A number that begins a duration or version ("= 5 ms"): only if something follows.
-                if end < length and text[end] in _SOFT_NEXT:
-                    soft = SOFT_AT.match(text, start)
-                    if soft is not None and soft.end() > end:
-                        continue
+                # SOFT_AT cannot run past a value whose digits are first cut by "-" (no "." in it):
+                # dates, SSNs and phone numbers skip the look.
+                if after in _SOFT_NEXT and end < length:
+                    piece = text[start:end]
+                    if "." in piece or not piece.lstrip(_DIGITS).startswith("-"):
+                        soft = SOFT_AT.match(text, start)
+                        if soft is not None and soft.end() > end:
+                            continue
                 if kind == "NAME":
                     kind = "MRN"  # ?patient=12345
-            edits.append((start, -end, 0, kind))
+            append((start, -end, 0, kind, False))
             done = end
+
+        # Context-free shapes: one anchored scan, plus e-mail and IPv6 when plausible.
+        values = self._values
+        if values is not None:
+            found: Iterable[re.Match[str]]
+            if value_hint is None:
+                found = values.finditer(" " + text)
+            else:
+                spaced, first_value = value_hint
+                found = (
+                    ()
+                    if first_value is None
+                    else chain((first_value,), values.finditer(spaced, first_value.end()))
+                )
+            kinds = self._value_kinds
+            title = self._title_group
+            for m in found:
+                group = m.lastgroup or ""
+                if group == title:
+                    group = "title"
+                start, end = m.span(group)
+                # The scan ran over " " + text. The context checks wait until the edit is applied.
+                append((start - 1, 1 - end, 1, kinds[group], True))
+            at = text.find("@")
+            if at != -1:
+                email = self._email
+                assert email is not None
+                while at != -1:
+                    # Back over the local part (at most 65 characters), then match forwards: no scan
+                    # of the whole line. rstrip drops the run of local-part characters before "@".
+                    low = at - 65 if at > 65 else 0
+                    start = low + len(text[low:at].rstrip(_EMAIL_LOCAL_CHARS))
+                    address = email.match(text, start) if start < at else None
+                    if address is not None and not _touches_protected(text, address.start(), address.end()):
+                        append((address.start(), -address.end(), 1, "EMAIL", False))
+                    at = text.find("@", address.end() if address is not None else at + 1)
+            if has_colon and ("::" in text or text.count(":") >= 7):
+                assert self._ipv6 is not None
+                for m in self._ipv6.finditer(text):
+                    value = m.group()
+                    if (
+                        any(ch.isdigit() for ch in value)
+                        and value not in ("::", "::1")
+                        and not _touches_protected(text, m.start(), m.end())
+                    ):
+                        append((m.start(), -m.end(), 1, "IP", False))
+
+        hard: list[tuple[int, int]] | None = None
+        for pattern in self._extra_patterns:
+            for m in pattern.finditer(text):
+                start, end = m.span()
+                if end == start:
+                    continue
+                if hard is None:
+                    hard = [h.span() for h in HARD_PROTECTED.finditer(text)]
+                if not any(s < end and start < e for s, e in hard):  # custom rules never cut into ids
+                    append((start, -end, 2, "CUSTOM", False))
+        if not edits:
+            return text
+        edits.sort()
+        out: list[str] = []
+        add = out.append
+        pos = 0
+        tokens = self._tokens
+        for start, neg_end, _priority, kind, check in edits:
+            if start < pos:
+                continue  # overlaps an edit already made: the earlier (then longer) one wins
+            end = -neg_end
+            if check and not _value_ok(text, start, end, kind):
+                continue  # checked only now: most value hits lie inside a labelled edit
+            add(text[pos:start])
+            pos = end
+            piece = text[start:end]
+            # The common case of _mask inlined: short, no never-redacted token, no space to keep.
+            if (
+                tokens is not None
+                and 0 < len(piece) < 16
+                and ":" not in piece
+                and "[" not in piece
+                and len(piece.strip()) == len(piece)
+                and piece.strip(_NOT_ALNUM)
+            ):
+                if counts is not None:
+                    counts[kind] = counts.get(kind, 0) + 1
+                add(tokens[kind])
+            else:
+                add(self._mask(kind, piece, counts))
+        if pos == 0:
+            return text
+        add(text[pos:])
+        return "".join(out)
+
+
+_Rules = tuple[re.Pattern[str] | None, re.Pattern[str] | None]
+
+
+class _StemRules(dict[str, _Rules | None]):
+    """stem -> (its rules, those allowed after an unrelated ``word_``), compiled on first use.
+
+    ``stems[stem]`` is None for a word that is no stem (mixed case from the case-insensitive trie).
+    """
+
+    __slots__ = ("_specs",)
+
+    def __init__(
+        self, specs: dict[str, tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]]
+    ) -> None:
+        super().__init__()
+        self._specs = specs
+
+    def __contains__(self, stem: object) -> bool:
+        return stem in self._specs
+
+    def __missing__(self, stem: str) -> _Rules | None:
+        spec = self._specs.get(stem)
+        if spec is None:
+            return None
+        value = (_combine(stem, spec[0]), _combine(stem, spec[1]))
+        self[stem] = value
+        return value
+
+
+def _combine(stem: str, sources: tuple[tuple[str, int], ...]) -> re.Pattern[str] | None:
+    narrowed = tuple(
+        n for n in (src if i < 0 else _narrowed_rule_source(i, stem) for src, i in sources) if n is not None
+    )
+    return _compile_alternation(narrowed) if narrowed else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_alternation(sources: tuple[str, ...]) -> re.Pattern[str]:
+    """The rules of one stem as one regex; shared by every Redactor (compiling them is slow)."""
+    return re.compile("|".join(f"(?:{src})" for src in sources))
+
+
+@functools.cache
+def _narrowed_rule_source(index: int, stem: str) -> str | None:
+    """Built-in label rule ``index`` as tried at ``stem``, or None if it cannot match there."""
+    rule = patterns.LABEL_RULES[index]
+    label = prune.prune_label(rule.label, stem)
+    return None if label is None else patterns.label_rule_source(rule, index, label)
+
+
+def _value_ok(text: str, start: int, end: int, kind: str) -> bool:
+    """Whether a context-free value hit stands: not a duration, version, status or loopback."""
+    if "." in text[start:end]:  # only dotted shapes can collide with a version or duration
+        soft = SOFT_AT.match(text, start)
+        if soft is not None and soft.end() >= end:
+            return False
+    # status=200, correlation_id=..., HTTP/1.1 503. Every soft label ends in one of _SOFT_LAST: look
+    # at the character before the separators first, the whole label only when it may be one.
+    low = max(0, start - 26)
+    before = start
+    while before > low and text[before - 1] in _SOFT_SEPARATORS:
+        before -= 1
+    if (
+        before > low
+        and (text[before - 1] in _SOFT_LAST or not text[before - 1].isascii())
+        and text[low:before].lower().endswith(patterns.SOFT_LABELS)
+    ):
+        return False
+    if kind == "IP" and text.startswith("127.", start):
+        return False  # loopback names this machine, never a person (access logs stay readable)
+    after = text[end] if end < len(text) else " "
+    return not (
+        (
+            (start and text[start - 1] in ":-]}")
+            or after in ":-[{T."
+            or (after == " " and text[end + 1 : end + 2].isdigit())
+        )
+        and _touches_protected(text, start, end)
+    )
 
 
 def _touches_protected(text: str, start: int, end: int) -> bool:
