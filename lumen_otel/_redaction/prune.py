@@ -14,6 +14,7 @@ match at the stem changes no match: the alternatives that remain keep their orde
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 try:  # Python >= 3.11
@@ -46,8 +47,9 @@ def prune_label(label: str, stem: str) -> str | None:
     return "(?:" + "|".join(kept) + ")" + rest
 
 
-def _closing(source: str, start: int) -> int:
-    """Index of the ``)`` closing the group opened at ``source[start]``, or -1."""
+def _structure(source: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """``(index, char, depth)`` for each ``(``, ``)`` and ``|`` of ``source`` from ``start``, with
+    the group depth after it; escapes and character classes are stepped over."""
     depth = 0
     i = start
     in_class = False
@@ -65,45 +67,28 @@ def _closing(source: str, start: int) -> int:
                 i += 1
             elif source.startswith("^]", i + 1):
                 i += 2
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+        elif ch in "()|":
+            depth += {"(": 1, ")": -1, "|": 0}[ch]
+            yield i, ch, depth
         i += 1
+
+
+def _closing(source: str, start: int) -> int:
+    """Index of the ``)`` closing the group opened at ``source[start]``, or -1."""
+    for i, ch, depth in _structure(source, start):
+        if ch == ")" and depth == 0:
+            return i
     return -1
 
 
 def _split_alternatives(body: str) -> list[str]:
     """``body`` split at its top-level ``|``."""
     parts: list[str] = []
-    depth = 0
-    in_class = False
     last = 0
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            if ch == "]":
-                in_class = False
-        elif ch == "[":
-            in_class = True
-            if body.startswith("]", i + 1):
-                i += 1
-            elif body.startswith("^]", i + 1):
-                i += 2
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
+    for i, ch, depth in _structure(body):
+        if ch == "|" and depth == 0:
             parts.append(body[last:i])
             last = i + 1
-        i += 1
     parts.append(body[last:])
     return parts
 
