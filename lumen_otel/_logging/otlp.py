@@ -286,7 +286,7 @@ class ResilientLogProcessor(LogRecordProcessor):
             report_rate_limited(
                 "otlp-queue-full",
                 "OTLP log queue full (%d records): the collector is slow or away; dropped records "
-                "are counted in lumen.log.dropped, the console and file keep every record",
+                "are counted in lumen.log.dropped, the console and file (when on) still get them",
                 self._max_queue_size,
             )
         elif size >= self._max_batch_size and not self._failures and not self._wake.is_set():
