@@ -40,7 +40,9 @@ Listener = Callable[[dict[str, Any]], None]
 
 _FLUSH = object()
 _STOP = object()
-_BATCH = 2048
+# Records written per batch: enough to amortise the syscalls, few enough that a burst of large
+# records (4 KB payloads) does not build tens of MB of JSON at once (RSS stays bounded).
+_BATCH = 512
 _QUEUE_WAIT = 2.0  # seconds a caller may wait for room before a record is dropped (and counted)
 
 
