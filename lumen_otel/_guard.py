@@ -71,7 +71,14 @@ def strict() -> bool:
     return os.environ.get("LUMEN_OTEL_STRICT") == "1"
 
 
-_thread_state = threading.local()
+class _ThreadState(threading.local):
+    """Per thread; the class default answers for threads that never set it (no AttributeError
+    raised and caught on every application log call)."""
+
+    internal = False
+
+
+_thread_state = _ThreadState()
 
 
 def mark_internal_thread() -> None:
@@ -85,7 +92,7 @@ class internal_scope:
     __slots__ = ("_previous",)
 
     def __enter__(self) -> None:
-        self._previous = getattr(_thread_state, "internal", False)
+        self._previous = _thread_state.internal
         _thread_state.internal = True
 
     def __exit__(self, *exc: object) -> None:
@@ -93,4 +100,4 @@ class internal_scope:
 
 
 def in_internal_scope() -> bool:
-    return bool(getattr(_thread_state, "internal", False))
+    return _thread_state.internal

@@ -70,6 +70,49 @@ class TestRecordShape:
         assert record["cyclic"] == {"label": "loop", "self": "[cycle]"}
         assert record["big"] == 2**70
 
+    def test_extras_keep_the_order_they_were_given_in(self, configured):
+        with capture_logs() as records:
+            logging.getLogger("app").info("ordered", extra={"zeta": 1, "alpha": 2, "mid": "x", "beta": None})
+        assert list(records[0])[len(FIELDS) :] == ["zeta", "alpha", "mid", "beta"]
+
+    def test_attributes_a_record_factory_or_filter_adds_are_extras_too(self, configured):
+        """Extras are read from the end of a plain record; attributes added another way still count."""
+
+        class EarlyRecord(logging.LogRecord):
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                self.tenant = "early"  # set before the standard attributes
+                super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            record.request_path = "/from-factory"
+            return record
+
+        def add_region(record: logging.LogRecord) -> bool:
+            record.region = "eu-1"
+            return True
+
+        logger = logging.getLogger("app.factory")
+        logger.addFilter(add_region)
+        try:
+            logging.setLogRecordFactory(factory)
+            with capture_logs() as records:
+                logger.info("via factory", extra={"given": 1})
+            logging.setLogRecordFactory(EarlyRecord)
+            with capture_logs() as early:
+                logger.info("early attribute")
+        finally:
+            logging.setLogRecordFactory(previous)
+            logger.removeFilter(add_region)
+        assert {k: records[0][k] for k in ("request_path", "given", "region")} == {
+            "request_path": "/from-factory",
+            "given": 1,
+            "region": "eu-1",
+        }
+        assert (early[0]["tenant"], early[0]["region"]) == ("early", "eu-1")
+
     def test_an_extra_named_like_a_core_field_does_not_overwrite_it(self, configured):
         with capture_logs() as records:
             logging.getLogger("app").info("hi", extra={"level_hint": 1, "hostname_alias": "x"})

@@ -23,7 +23,8 @@ __all__ = ["RESERVED_ATTRS", "Enricher", "sanitize"]
 
 #: attributes every LogRecord has, plus the ones lumen-otel and the OTel logging
 #: instrumentation add: everything else on a record is the user's ``extra``.
-RESERVED_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+RESERVED_ATTRS = _RECORD_ATTRS | {
     "message",
     "asctime",
     "taskName",
@@ -75,10 +76,30 @@ def sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
 _PRIMITIVE_TYPES = frozenset(_PRIMITIVES)
 
 
+_STR_TYPE = frozenset((str,))
+
+
+def _extras(record: logging.LogRecord, fields: dict[str, Any]) -> dict[str, Any]:
+    """The user's ``extra`` entries of a record's ``__dict__``, in the order they were given.
+
+    A plain ``LogRecord`` sets its own attributes first and ``makeRecord`` adds the extras
+    after them, so the extras are read from the end back to the first standard attribute
+    instead of walking all two dozen in Python. Other record classes get the full walk.
+    """
+    if type(record) is not logging.LogRecord:
+        return {k: v for k, v in fields.items() if k not in RESERVED_ATTRS}
+    found: list[str] = []
+    for name in reversed(fields):
+        if name in _RECORD_ATTRS:
+            break
+        if name not in RESERVED_ATTRS:
+            found.append(name)
+    return {name: fields[name] for name in reversed(found)} if found else {}
+
+
 def _all_primitive(extras: dict[str, Any]) -> bool:
     """True when :func:`sanitize` would return an equal dict (string keys, primitive values)."""
-    primitive = _PRIMITIVE_TYPES
-    return all(type(key) is str and type(value) in primitive for key, value in extras.items())
+    return _PRIMITIVE_TYPES.issuperset(map(type, extras.values())) and _STR_TYPE.issuperset(map(type, extras))
 
 
 def _safe_message(record: logging.LogRecord) -> str:
@@ -113,8 +134,10 @@ class Enricher:
         self.redactor = redactor
 
     def __call__(self, record: logging.LogRecord) -> None:
-        if getattr(record, "lumen_extra", None) is not None:
+        fields = record.__dict__
+        if fields.get("lumen_extra") is not None:
             return  # already enriched (a record handled twice must not be redacted twice)
+        extras = _extras(record, fields)
         record.service_name = self.service_name
         record.hostname = self.hostname
         record.correlation_id = cid = get_correlation_id()
@@ -137,12 +160,11 @@ class Enricher:
         record.args = None
         record.message = message
 
-        extras = {k: v for k, v in record.__dict__.items() if k not in RESERVED_ATTRS}
         if extras:
             if not _all_primitive(extras):
                 extras = sanitize(extras)
             extras = self.redactor.redact_mapping(extras)
-            record.__dict__.update(extras)  # other handlers on the record see redacted values too
+            fields.update(extras)  # other handlers on the record see redacted values too
         record.lumen_extra = extras
 
         record.lumen_exception = None

@@ -76,6 +76,15 @@ def _attribute_value(value: Any) -> Any:
     return record_to_json(value).decode("utf-8").rstrip("\n")
 
 
+_new_object = object.__new__
+_TRACE_FLAGS = {0: TraceFlags(0), 1: TraceFlags(1)}
+
+
+def _trace_flags(value: int) -> TraceFlags:
+    found = _TRACE_FLAGS.get(value)
+    return found if found is not None else TraceFlags(value)
+
+
 #: attribute value types the SDK's ``_clean_attribute_value`` returns unchanged
 _CLEAN_TYPES = frozenset((str, int, float, bool))
 
@@ -83,7 +92,7 @@ _CLEAN_TYPES = frozenset((str, int, float, bool))
 class OtlpBridge:
     """Translate enriched records and hand them to the SDK logger provider."""
 
-    __slots__ = ("_fast_limits", "_loggers", "_provider")
+    __slots__ = ("_direct", "_fast_limits", "_loggers", "_processors_seen", "_provider")
 
     def __init__(self, provider: LoggerProvider) -> None:
         self._provider = provider
@@ -92,6 +101,8 @@ class OtlpBridge:
         # the SDK record itself and skip re-validating attributes it already made clean.
         limits = getattr(provider, "_log_record_limits", None)
         self._fast_limits = limits if isinstance(limits, LogRecordLimits) else None
+        self._processors_seen: object = None
+        self._direct: ResilientLogProcessor | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         cached = self._loggers.get(record.name)
@@ -114,7 +125,17 @@ class OtlpBridge:
             attributes["exception.type"] = exception["type"]
             attributes["exception.message"] = exception["message"]
             attributes["exception.stacktrace"] = exception["stacktrace"]
+        severity_number, severity_text = _severity(record.levelno)
+        body = record.msg if isinstance(record.msg, str) else str(record.msg)
         trace_id = getattr(record, "trace_id", None)
+        clean = prebuild and self._attributes_are_clean(attributes)
+        if clean:
+            queue = self._direct_queue(logger)
+            if queue is not None:
+                queue.enqueue(
+                    self._readable(logger, record, trace_id, severity_number, severity_text, body, attributes)
+                )
+                return
         context: Context | None = None
         if trace_id is not None:
             span_context = SpanContext(
@@ -124,9 +145,7 @@ class OtlpBridge:
                 trace_flags=TraceFlags(getattr(record, "trace_flags", 0)),
             )
             context = trace.set_span_in_context(NonRecordingSpan(span_context), Context())
-        severity_number, severity_text = _severity(record.levelno)
-        body = record.msg if isinstance(record.msg, str) else str(record.msg)
-        if prebuild and self._attributes_are_clean(attributes):
+        if clean:
             self._emit_prebuilt(logger, record, context, severity_number, severity_text, body, attributes)
             return
         logger.emit(
@@ -137,6 +156,62 @@ class OtlpBridge:
             body=body,
             attributes=attributes,
         )
+
+    def _direct_queue(self, logger: Any) -> ResilientLogProcessor | None:
+        """Our processor, when it is the provider's only one and the logger is enabled: then the
+        bridge hands it the finished record and skips the SDK's per-record dispatch."""
+        multi = getattr(self._provider, "_multi_log_record_processor", None)
+        processors = getattr(multi, "_log_record_processors", None)
+        if processors is not self._processors_seen:  # a tuple, replaced whenever one is added
+            self._processors_seen = processors
+            only = processors[0] if isinstance(processors, tuple) and len(processors) == 1 else None
+            self._direct = only if isinstance(only, ResilientLogProcessor) else None
+        if self._direct is None or not logger._logger_config.is_enabled:
+            return None
+        return self._direct
+
+    def _readable(
+        self,
+        logger: Any,
+        record: logging.LogRecord,
+        trace_id: str | None,
+        severity_number: SeverityNumber,
+        severity_text: str,
+        body: str,
+        attributes: dict[str, Any],
+    ) -> ReadableLogRecord:
+        """The record ``logger.emit`` would hand its processor, built field by field.
+
+        ``logger.emit`` costs as much as the rest of the bridge: an API record that looks up
+        the current span, a read-write record that re-validates the attributes, the SDK's
+        processor fan-out, then the processor's frozen copy. Every field is the same (pinned to
+        SDK 1.45's record classes; ``tests/test_otlp_bridge.py`` compares the two paths), minus
+        ``context``, which no exporter reads: the trace and span ids are fields of their own.
+        """
+        api_record = _new_object(ApiLogRecord)
+        api_record.__dict__.update(
+            timestamp=int(record.created * 1e9),
+            observed_timestamp=time.time_ns(),
+            context=None,
+            trace_id=int(trace_id, 16) if trace_id is not None else 0,
+            span_id=int(getattr(record, "span_id", None) or "0", 16) if trace_id is not None else 0,
+            trace_flags=_trace_flags(getattr(record, "trace_flags", 0) if trace_id is not None else 0),
+            severity_text=severity_text,
+            severity_number=severity_number,
+            body=body,
+            attributes=attributes,
+            event_name=None,
+            exception=None,
+        )
+        logger._logger_metrics.emit_log()
+        readable = _new_object(ReadableLogRecord)
+        readable.__dict__.update(
+            log_record=api_record,
+            resource=logger.resource,
+            instrumentation_scope=logger.instrumentation_scope,
+            limits=self._fast_limits,
+        )
+        return readable
 
     def _attributes_are_clean(self, attributes: dict[str, Any]) -> bool:
         """True when the SDK's attribute cleaning would return ``attributes`` unchanged."""
@@ -259,12 +334,17 @@ class ResilientLogProcessor(LogRecordProcessor):
 
     # -- processor API ----------------------------------------------------------------
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        readable = ReadableLogRecord(
-            log_record=log_record.log_record,
-            resource=log_record.resource or Resource.get_empty(),
-            instrumentation_scope=log_record.instrumentation_scope,
-            limits=log_record.limits,
+        self.enqueue(
+            ReadableLogRecord(
+                log_record=log_record.log_record,
+                resource=log_record.resource or Resource.get_empty(),
+                instrumentation_scope=log_record.instrumentation_scope,
+                limits=log_record.limits,
+            )
         )
+
+    def enqueue(self, readable: ReadableLogRecord) -> None:
+        """Queue a finished record (``on_emit`` builds one; the bridge may hand one directly)."""
         if self._shutdown:
             self._on_drop(1, "shutdown")
             return

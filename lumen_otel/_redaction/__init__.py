@@ -35,6 +35,8 @@ _SOFT_SEPARATORS = " \t\"':="
 _SOFT_LAST = frozenset(ch for label in patterns.SOFT_LABELS for ch in (label[-1], label[-1].upper()))
 _EMAIL_LOCAL_CHARS = string.ascii_letters + string.digits + "._%+-"
 _KEY_CACHE_MAX = 4096
+#: values ``_redact_any`` returns as they are
+_SCALARS = frozenset((int, float, bool, type(None)))
 # An edit: (start, -end, priority, kind, check); see Redactor._redact_plain.
 _Edit = tuple[int, int, int, str, bool]
 # Strings found clean are remembered (bounded): ``extra`` values, span names and attributes repeat
@@ -298,10 +300,23 @@ class Redactor:
         return value
 
     def _redact_mapping(self, mapping: Mapping[Any, Any], counts: dict[str, int] | None) -> dict[Any, Any]:
+        # Every log record's ``extra`` comes through here: the cached key kinds, the clean-string
+        # memory and the scalar types are checked inline before any method call.
         out: dict[Any, Any] = {}
+        key_cache = self._key_cache
+        clean = self._clean_cache
         for k, v in mapping.items():
-            kind = self.key_kind(k if isinstance(k, str) else str(k))
-            out[k] = self._mask_whole(kind, v, counts) if kind is not None else self._redact_any(v, counts)
+            kind = key_cache.get(k, "") if type(k) is str else ""
+            if kind == "":
+                kind = self.key_kind(k if isinstance(k, str) else str(k))
+            if kind is not None:
+                out[k] = self._mask_whole(kind, v, counts)
+            elif type(v) is str:
+                out[k] = v if v in clean else self._redact_remembered(v, counts)
+            elif type(v) in _SCALARS:
+                out[k] = v
+            else:
+                out[k] = self._redact_any(v, counts)
         return out
 
     # ------------------------------------------------------------------ text
