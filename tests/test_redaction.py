@@ -225,6 +225,37 @@ class TestTextRules:
     def test_empty_and_whitespace_text(self) -> None:
         assert ("", "  \n") == (R.redact_text(""), R.redact_text("  \n"))
 
+    @pytest.mark.parametrize(
+        ("value", "kind"),
+        [
+            ("1 (555) 123-4567", "PHONE"),
+            ("1(555)123-4567", "PHONE"),
+            ("1-555-123-4567", "PHONE"),
+            ("1.555.123.4567", "PHONE"),
+            ("1 555 123 4567", "PHONE"),
+            ("1555 123 4567", "PHONE"),
+            ("555.123.4567", "PHONE"),
+            ("4111 1111 1111 1111", "ACCOUNT"),
+            ("4111-1111-1111-1111-123", "ACCOUNT"),
+            ("078-05-1120", "SSN"),
+            ("10.0.0.12", "IP"),
+            ("8.8.8.8", "IP"),
+            ("12B Elm Road", "ADDRESS"),
+            ("1600 Pennsylvania Avenue", "ADDRESS"),
+        ],
+    )
+    def test_every_number_shaped_value_is_found_without_a_label(self, value: str, kind: str) -> None:
+        """The value scan only tries its rules where a digit starts one of their shapes: each
+        shape that begins with a digit must still get through, anywhere in a line."""
+        for line in (f"{value}", f"see {value} today", f"x; {value}, done", f"({value})"):
+            assert R.redact_text(line) == line.replace(value, r(kind)), line
+
+    @pytest.mark.parametrize(
+        "line", ["GET /a -> 200 in 1.53 ms", "retry 3 of 5 after 250 ms", "v2.1 build 20", "ZIP-less 1234"]
+    )
+    def test_numbers_that_start_no_value_shape_stay(self, line: str) -> None:
+        assert R.redact_text(line) is line
+
 
 class TestMappings:
     def test_values_are_redacted_by_key_name_whatever_their_shape(self) -> None:

@@ -740,8 +740,17 @@ IPV6_RULE = VALUE_RULES[-1][1]
 #: Every rule but the title starts with a digit, "(" or "+", the title with D, M or P: one test
 #: sends a capitalised word past the seven number shapes at once (the order of the rules, which
 #: decides between them, is kept).
+#: A digit starts a value only in one of these shapes, each the least its rules need: five
+#: digits (ZIP), three or four then a separator and a digit (SSN, card, phone), two dots between
+#: short numbers (IPv4), a number then a capitalised word (street address), a leading "1" before
+#: a phone number. ``200 in``, ``1.53 ms``, ``v2``, ``3 retries`` fail here, before the rules.
+_DIGIT_VALUE_AHEAD = (
+    r"\d{5}|\d{3,4}[ .-]\d|\d{1,3}\.\d{1,3}\.\d|\d{1,6}[A-Za-z]?[ \t]+[A-Z]|1[ .-]?(?:\(|\d{3}[ .-]\d)"
+)
 VALUE_SCAN = (
-    r"[^a-zA-Z0-9_.+(\]-](?=[0-9(+DMP])(?=(?:(?=[0-9(+])(?:"
+    r"[^a-zA-Z0-9_.+\]-](?=[0-9(+DMP])(?=(?:(?=[(+]|"
+    + _DIGIT_VALUE_AHEAD
+    + r")(?:"
     + "|".join(f"(?P<w{i}>{rx})" for i, (_, rx) in enumerate(ANCHORED_VALUE_RULES[:-1]))
     + f")|(?P<w{len(ANCHORED_VALUE_RULES) - 1}>{ANCHORED_VALUE_RULES[-1][1]})"
     + r"))"
