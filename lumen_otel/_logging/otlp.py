@@ -96,7 +96,7 @@ class OtlpBridge:
 
     def __init__(self, provider: LoggerProvider) -> None:
         self._provider = provider
-        self._loggers: dict[str, tuple[Any, bool]] = {}
+        self._loggers: dict[str, tuple[Any, bool, bool]] = {}
         # The provider's limits (private in SDK 1.45, pinned): with them the bridge can build
         # the SDK record itself and skip re-validating attributes it already made clean.
         limits = getattr(provider, "_log_record_limits", None)
@@ -108,8 +108,13 @@ class OtlpBridge:
         cached = self._loggers.get(record.name)
         if cached is None:
             sdk_logger = self._provider.get_logger(record.name)
-            cached = self._loggers[record.name] = (sdk_logger, isinstance(sdk_logger, SdkLogger))
-        logger, prebuild = cached
+            prebuilt = isinstance(sdk_logger, SdkLogger)
+            # the SDK logger's private parts the direct hand-off reads (SDK 1.45, pinned)
+            direct = prebuilt and all(
+                hasattr(sdk_logger, name) for name in ("_logger_config", "_logger_metrics")
+            )
+            cached = self._loggers[record.name] = (sdk_logger, prebuilt, direct)
+        logger, prebuild, direct_ok = cached
         attributes: dict[str, Any] = {
             "code.file.path": record.pathname,
             "code.function.name": record.funcName,
@@ -129,7 +134,7 @@ class OtlpBridge:
         body = record.msg if isinstance(record.msg, str) else str(record.msg)
         trace_id = getattr(record, "trace_id", None)
         clean = prebuild and self._attributes_are_clean(attributes)
-        if clean:
+        if clean and direct_ok:
             queue = self._direct_queue(logger)
             if queue is not None:
                 queue.enqueue(
