@@ -124,7 +124,11 @@ class OtlpBridge:
         if correlation_id is not None:
             attributes["correlation_id"] = correlation_id
         for key, value in (getattr(record, "lumen_extra", None) or {}).items():
-            attributes.setdefault(key, _attribute_value(value))
+            if key not in attributes:
+                kind = type(value)  # the common primitives inline; ints need the 64-bit check
+                attributes[key] = (
+                    value if kind is str or kind is float or kind is bool else _attribute_value(value)
+                )
         exception = getattr(record, "lumen_exception", None)
         if exception is not None:
             attributes["exception.type"] = exception["type"]
