@@ -12,11 +12,13 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
 import lumen_otel
 from lumen_otel._logging.formatters import CORE_FIELDS, ColorFormatter, use_color
+from lumen_otel._logging.pipeline import Pipeline
 from lumen_otel.testing import capture_logs
 from tests.conftest import VENV_BIN, clean_env
 
@@ -133,6 +135,64 @@ class TestRecordShape:
         with capture_logs() as records:
             logging.getLogger("app").info("count=%d of %s", "not-a-number")  # noqa: PLE1206 - on purpose
         assert records[0]["message"].startswith("count=%d of %s (unformattable arguments")
+
+
+def _summed(calls: list[dict[str, int]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for call in calls:
+        for level, count in call.items():
+            totals[level] = totals.get(level, 0) + count
+    return totals
+
+
+class TestRecordCounts:
+    """``lumen.log.records`` is fed in sums, not once per written batch, and never lags for long."""
+
+    @staticmethod
+    def _pipeline(calls: list[dict[str, int]]) -> Pipeline:
+        from lumen_otel._logging.enrich import Enricher
+        from lumen_otel._redaction import Redactor
+
+        return Pipeline(
+            enricher=Enricher("counts", Redactor()),
+            console=None,
+            console_json=False,
+            log_file=None,
+            otlp=None,
+            queue_size=1000,
+            count_records=lambda levels: calls.append(dict(levels)),
+        )
+
+    @staticmethod
+    def _log(pipeline: Pipeline, level: int, n: int) -> None:
+        for i in range(n):
+            pipeline.handler.handle(logging.LogRecord("app", level, __file__, 1, "line %d", (i,), None))
+
+    def test_records_are_counted_without_a_flush_once_logging_pauses(self):
+        calls: list[dict[str, int]] = []
+        pipeline = self._pipeline(calls)
+        try:
+            for _ in range(20):  # spaced out: the writer takes each record as a batch of its own
+                self._log(pipeline, logging.INFO, 1)
+                time.sleep(0.005)
+            self._log(pipeline, logging.WARNING, 3)
+            deadline = time.monotonic() + 5
+            while sum(sum(c.values()) for c in calls) < 23 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _summed(calls) == {"INFO": 20, "WARNING": 3}
+            assert len(calls) <= 3  # summed, not one metric update per batch
+        finally:
+            pipeline.close()
+
+    def test_a_flush_brings_the_counts_up_to_date(self):
+        calls: list[dict[str, int]] = []
+        pipeline = self._pipeline(calls)
+        try:
+            self._log(pipeline, logging.ERROR, 5)
+            assert pipeline.flush(timeout=5)
+            assert _summed(calls) == {"ERROR": 5}
+        finally:
+            pipeline.close()
 
 
 class TestOncePerRecord:
@@ -270,12 +330,12 @@ class TestDeliveryAtExit:
     def test_an_exporter_that_logs_neither_recurses_nor_hangs(self, tmp_path, otlp_receiver):
         script = textwrap.dedent("""
             import logging, lumen_otel
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-            original = OTLPLogExporter.export
+            from lumen_otel._logging.otlp_wire import WireLogExporter  # the log exporter lumen-otel builds
+            original = WireLogExporter.export
             def chatty_export(self, batch):
                 logging.getLogger("vendor.exporter").warning("exporting %d records", len(batch))
                 return original(self, batch)
-            OTLPLogExporter.export = chatty_export
+            WireLogExporter.export = chatty_export
             handle = lumen_otel.bootstrap(service_name="chatty")
             logging.getLogger("app").info("payload record", extra={"payload": {"k": 1}, "obj": object()})
             handle.force_flush(5)

@@ -44,6 +44,7 @@ _STOP = object()
 # records (4 KB payloads) does not build tens of MB of JSON at once (RSS stays bounded).
 _BATCH = 512
 _QUEUE_WAIT = 2.0  # seconds a caller may wait for room before a record is dropped (and counted)
+_COUNT_INTERVAL = 0.5  # longest a written record waits to be counted in lumen.log.records
 
 
 def _is_internal_record(record: logging.LogRecord) -> bool:
@@ -101,6 +102,11 @@ class Pipeline:
         self.otlp = otlp
         self.queue_size = queue_size
         self.count_records = count_records
+        # Records written, by level, not yet added to ``lumen.log.records``: one metric update per
+        # level every _COUNT_INTERVAL instead of one per batch (a batch is often a single record
+        # in a web service, and the update cost as much as writing it).
+        self._pending_counts: Counter[str] = Counter()
+        self._counts_pushed_at = time.monotonic()
         self.count_dropped = count_dropped
         self.listeners: list[Listener] = []
         self.handler = RootHandler(self)
@@ -118,6 +124,7 @@ class Pipeline:
     def _after_fork(self) -> None:
         # threads do not survive fork(): the child gets its own queue and writer
         self._queue = queue.SimpleQueue()
+        self._pending_counts = Counter()  # the parent's to count
         if not self._closed:
             self._start_thread()
 
@@ -173,7 +180,15 @@ class Pipeline:
         get = self._queue.get
         get_nowait = self._queue.get_nowait
         while True:
-            batch = [get()]
+            if self._pending_counts:
+                try:  # idle with counts not yet added: add them once the queue stays quiet
+                    first = get(timeout=_COUNT_INTERVAL)
+                except queue.Empty:
+                    self._push_counts()
+                    continue
+            else:
+                first = get()
+            batch = [first]
             try:
                 while len(batch) < _BATCH:
                     batch.append(get_nowait())
@@ -184,6 +199,7 @@ class Pipeline:
                 if isinstance(item, tuple):
                     self._write(records)
                     records = []
+                    self._push_counts()  # a flush or a stop: the counts are up to date too
                     marker, event = item
                     event.set()
                     if marker is _STOP:
@@ -214,11 +230,25 @@ class Pipeline:
                     if not record.lumen_internal:  # type: ignore[attr-defined]
                         self.otlp.emit(record)
             if self.count_records is not None:
-                self.count_records(Counter(r.levelname for r in records))
+                self._pending_counts.update(r.levelname for r in records)
+                if time.monotonic() - self._counts_pushed_at >= _COUNT_INTERVAL:
+                    self._push_counts()
         except Exception:
             if strict():
                 raise
             internal_logger().exception("lumen-otel log writer failed on a batch of %d records", len(records))
+
+    def _push_counts(self) -> None:
+        self._counts_pushed_at = time.monotonic()
+        if not self._pending_counts or self.count_records is None:
+            return
+        pending, self._pending_counts = self._pending_counts, Counter()
+        try:
+            self.count_records(pending)
+        except Exception:
+            if strict():
+                raise
+            internal_logger().exception("lumen-otel could not count %d log records", sum(pending.values()))
 
     def _write_console(self, records: list[logging.LogRecord], lines: bytes) -> None:
         stream = self.console
