@@ -13,7 +13,6 @@ import hmac
 import re
 import string
 from collections.abc import Iterable, Mapping
-from itertools import chain
 from typing import Any
 
 from lumen_otel._redaction import hl7, patterns, prune
@@ -29,8 +28,10 @@ _KEEP_WHOLE = re.compile(
 )
 _ALNUM = re.compile(r"[^\W_]")
 _NOT_ALNUM = string.punctuation + string.whitespace
+_ASCII_ALNUM = frozenset(string.ascii_letters + string.digits)
 _SOFT_NEXT = frozenset(" .nums\u00b5h")
 _DIGITS = string.digits
+_LOWER_HEX = frozenset("0123456789abcdef")
 _SOFT_SEPARATORS = " \t\"':="
 _SOFT_LAST = frozenset(ch for label in patterns.SOFT_LABELS for ch in (label[-1], label[-1].upper()))
 _EMAIL_LOCAL_CHARS = string.ascii_letters + string.digits + "._%+-"
@@ -392,41 +393,53 @@ class Redactor:
         # (start, -end, priority, kind, check): sorted as they stand, the earliest then longest edit
         # comes first and a labelled edit (priority 0) beats a context-free one (1) over the same
         # span; ``check`` defers a value hit's context checks (_value_ok) to when it is applied.
+        # ``edits.append(...)`` is called as is: Python 3.11 specialises it, a cached bound method not.
         edits: list[_Edit] = []
-        append = edits.append
 
         # Labelled rules, tried anchored where the trie found a stem (over " " + lower-case text).
         trie = self._stem_trie
-        stems: Iterable[re.Match[str]] = ()
+        stems: list[re.Match[str]] = []
         if label_hint is not None:
             spaced_lower, first = label_hint
             if first is not None and trie is not None:
-                stems = chain((first,), trie.finditer(spaced_lower, first.end()))
+                stems = [first, *trie.finditer(spaced_lower, first.end())]
         elif trie is not None:
             spaced_lower = " " + text.lower()
             if len(spaced_lower) != length + 1:
                 trie, spaced_lower = self._stem_trie_ci, " " + text
             assert trie is not None
-            stems = trie.finditer(spaced_lower)
+            stems = list(trie.finditer(spaced_lower))
+        # Both scans run before any hit is looked at: the regex engine's code stays in the CPU's
+        # cache for the whole of them, rather than being evicted by the interpreter's at each hit.
+        values = self._values
+        found: list[re.Match[str]] = []
+        if values is not None:
+            if value_hint is None:
+                found = list(values.finditer(" " + text))
+            else:
+                spaced, first_value = value_hint
+                if first_value is not None:
+                    found = [first_value, *values.finditer(spaced, first_value.end())]
         rules_by_stem = self._rules_by_stem
+        compiled_rules = rules_by_stem.compiled
         group_kinds = self._group_kinds
         has_colon = ":" in text
         done = 0  # end of the last labelled value: stems inside it ("Birth date 1954-...") are skipped
         for m in stems:
-            pos = m.start()  # the stem's index in ``text`` (the leading space shifts by one)
+            # The stem's index in ``text`` (the leading space shifts by one), and where it ends.
+            pos, stem_end = m.span()
             if pos < done:
                 continue
-            found_stem = m.group()
-            stem = found_stem[1:]
-            combined = rules_by_stem[stem]
-            if combined is None:
-                combined = rules_by_stem[stem.lower()]  # the trie ran over text of mixed case
+            stem_end -= 1
+            stem = spaced_lower[pos + 1 : stem_end + 1]
+            combined = compiled_rules.get(stem)
+            if combined is None:  # first use, or mixed case from the case-insensitive trie
+                combined, stem = rules_by_stem.resolve(stem)
                 if combined is None:
                     continue
-                stem = stem.lower()
             # The character the trie matched before the stem: text[pos - 1] (a non-letter, so its
             # lower-casing is itself), or the leading space at the start of the text.
-            before = found_stem[0]
+            before = spaced_lower[pos]
             if before in "_.-":
                 word_start = pos - 1
                 while word_start > 0 and text[word_start - 1].isalpha():
@@ -437,15 +450,19 @@ class Redactor:
                 rule = combined[0]
             if rule is None:
                 continue
+            # The stem is part of one of our own pseudonyms ("mrn:0a1b2c3d4e5f"). Of the
+            # never-redacted tokens only a pseudonym can start at a word followed by ":", and its
+            # ":" is followed by a lower-case hex digit: "MRN: 123" skips the regex.
             if has_colon and (
                 (
-                    pos + len(stem) < length
-                    and text[pos + len(stem)] == ":"
+                    stem_end + 1 < length
+                    and text[stem_end] == ":"
+                    and text[stem_end + 1] in _LOWER_HEX
                     and HARD_PROTECTED.match(text, pos)
                 )
                 or (before == ":" and HARD_PROTECTED.match(text, _word_start(text, pos - 1)))
             ):
-                continue  # the stem is part of one of our own pseudonyms ("mrn:0a1b2c3d4e5f")
+                continue
             hit = rule.match(text, pos)
             if hit is None:
                 continue
@@ -459,7 +476,7 @@ class Redactor:
             if (
                 (start and text[start - 1] in ":-]}")
                 or after in ":-[{T."
-                or (after == " " and text[end + 1 : end + 2].isdigit())
+                or (after == " " and end + 1 < length and text[end + 1].isdigit())
             ) and _touches_protected(text, start, end):
                 continue
             kind = group_kinds[group]
@@ -475,22 +492,11 @@ class Redactor:
                             continue
                 if kind == "NAME":
                     kind = "MRN"  # ?patient=12345
-            append((start, -end, 0, kind, False))
+            edits.append((start, -end, 0, kind, False))
             done = end
 
         # Context-free shapes: one anchored scan, plus e-mail and IPv6 when plausible.
-        values = self._values
         if values is not None:
-            found: Iterable[re.Match[str]]
-            if value_hint is None:
-                found = values.finditer(" " + text)
-            else:
-                spaced, first_value = value_hint
-                found = (
-                    ()
-                    if first_value is None
-                    else chain((first_value,), values.finditer(spaced, first_value.end()))
-                )
             kinds = self._value_kinds
             title = self._title_group
             for m in found:
@@ -499,9 +505,9 @@ class Redactor:
                     group = "title"
                 start, end = m.span(group)
                 # The scan ran over " " + text. The context checks wait until the edit is applied.
-                append((start - 1, 1 - end, 1, kinds[group], True))
-            at = text.find("@")
-            if at != -1:
+                edits.append((start - 1, 1 - end, 1, kinds[group], True))
+            if "@" in text:
+                at = text.find("@")
                 email = self._email
                 assert email is not None
                 while at != -1:
@@ -510,9 +516,13 @@ class Redactor:
                     low = at - 65 if at > 65 else 0
                     start = low + len(text[low:at].rstrip(_EMAIL_LOCAL_CHARS))
                     address = email.match(text, start) if start < at else None
-                    if address is not None and not _touches_protected(text, address.start(), address.end()):
-                        append((address.start(), -address.end(), 1, "EMAIL", False))
-                    at = text.find("@", address.end() if address is not None else at + 1)
+                    if address is None:
+                        at = text.find("@", at + 1)
+                        continue
+                    start, end = address.span()
+                    if not _touches_protected(text, start, end):
+                        edits.append((start, -end, 1, "EMAIL", False))
+                    at = text.find("@", end)
             if has_colon and ("::" in text or text.count(":") >= 7):
                 assert self._ipv6 is not None
                 for m in self._ipv6.finditer(text):
@@ -522,7 +532,7 @@ class Redactor:
                         and value not in ("::", "::1")
                         and not _touches_protected(text, m.start(), m.end())
                     ):
-                        append((m.start(), -m.end(), 1, "IP", False))
+                        edits.append((m.start(), -m.end(), 1, "IP", False))
 
         hard: list[tuple[int, int]] | None = None
         for pattern in self._extra_patterns:
@@ -533,12 +543,11 @@ class Redactor:
                 if hard is None:
                     hard = [h.span() for h in HARD_PROTECTED.finditer(text)]
                 if not any(s < end and start < e for s, e in hard):  # custom rules never cut into ids
-                    append((start, -end, 2, "CUSTOM", False))
+                    edits.append((start, -end, 2, "CUSTOM", False))
         if not edits:
             return text
         edits.sort()
         out: list[str] = []
-        add = out.append
         pos = 0
         tokens = self._tokens
         for start, neg_end, _priority, kind, check in edits:
@@ -547,56 +556,64 @@ class Redactor:
             end = -neg_end
             if check and not _value_ok(text, start, end, kind):
                 continue  # checked only now: most value hits lie inside a labelled edit
-            add(text[pos:start])
+            out.append(text[pos:start])
             pos = end
             piece = text[start:end]
-            # The common case of _mask inlined: short, no never-redacted token, no space to keep.
+            # The common case of _mask inlined: no space to keep, something to hide, no
+            # never-redacted token inside (each is 16+ characters or holds ":" or "[").
             if (
                 tokens is not None
-                and 0 < len(piece) < 16
-                and ":" not in piece
-                and "[" not in piece
-                and len(piece.strip()) == len(piece)
-                and piece.strip(_NOT_ALNUM)
+                and (
+                    (end > start and piece[0] in _ASCII_ALNUM and piece[-1] in _ASCII_ALNUM)
+                    or (piece.strip() == piece and piece.strip(_NOT_ALNUM))
+                )
+                and (
+                    (end - start < 16 and ":" not in piece and "[" not in piece)
+                    or HARD_PROTECTED.search(piece) is None
+                )
             ):
                 if counts is not None:
                     counts[kind] = counts.get(kind, 0) + 1
-                add(tokens[kind])
+                out.append(tokens[kind])
             else:
-                add(self._mask(kind, piece, counts))
+                out.append(self._mask(kind, piece, counts))
         if pos == 0:
             return text
-        add(text[pos:])
+        out.append(text[pos:])
         return "".join(out)
 
 
 _Rules = tuple[re.Pattern[str] | None, re.Pattern[str] | None]
 
 
-class _StemRules(dict[str, _Rules | None]):
+class _StemRules:
     """stem -> (its rules, those allowed after an unrelated ``word_``), compiled on first use.
 
-    ``stems[stem]`` is None for a word that is no stem (mixed case from the case-insensitive trie).
+    ``compiled`` is a plain dict the hot path reads (a dict subclass's ``[]`` is looked up through
+    the MRO on every call); :meth:`resolve` fills it.
     """
 
-    __slots__ = ("_specs",)
+    __slots__ = ("_specs", "compiled")
 
     def __init__(
         self, specs: dict[str, tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]]
     ) -> None:
-        super().__init__()
         self._specs = specs
+        self.compiled: dict[str, _Rules] = {}
 
-    def __contains__(self, stem: object) -> bool:
-        return stem in self._specs
-
-    def __missing__(self, stem: str) -> _Rules | None:
-        spec = self._specs.get(stem)
-        if spec is None:
-            return None
-        value = (_combine(stem, spec[0]), _combine(stem, spec[1]))
-        self[stem] = value
-        return value
+    def resolve(self, stem: str) -> tuple[_Rules | None, str]:
+        """The rules of ``stem`` as the trie found it, else of its lower case (the case-insensitive
+        trie finds mixed case), with the stem they belong to; ``(None, stem)`` for no stem."""
+        for key in (stem, stem.lower()):
+            rules = self.compiled.get(key)
+            if rules is None:
+                spec = self._specs.get(key)
+                if spec is None:
+                    continue
+                rules = (_combine(key, spec[0]), _combine(key, spec[1]))
+                self.compiled[key] = rules
+            return rules, key
+        return None, stem
 
 
 def _combine(stem: str, sources: tuple[tuple[str, int], ...]) -> re.Pattern[str] | None:
@@ -628,24 +645,26 @@ def _value_ok(text: str, start: int, end: int, kind: str) -> bool:
             return False
     # status=200, correlation_id=..., HTTP/1.1 503. Every soft label ends in one of _SOFT_LAST: look
     # at the character before the separators first, the whole label only when it may be one.
-    low = max(0, start - 26)
+    low = start - 26 if start > 26 else 0
     before = start
-    while before > low and text[before - 1] in _SOFT_SEPARATORS:
+    while before > low:
+        ch = text[before - 1]
+        if ch not in _SOFT_SEPARATORS:
+            if (ch in _SOFT_LAST or not ch.isascii()) and text[low:before].lower().endswith(
+                patterns.SOFT_LABELS
+            ):
+                return False
+            break
         before -= 1
-    if (
-        before > low
-        and (text[before - 1] in _SOFT_LAST or not text[before - 1].isascii())
-        and text[low:before].lower().endswith(patterns.SOFT_LABELS)
-    ):
-        return False
-    if kind == "IP" and text.startswith("127.", start):
+    if kind == "IP" and text[start : start + 4] == "127.":
         return False  # loopback names this machine, never a person (access logs stay readable)
-    after = text[end] if end < len(text) else " "
+    length = len(text)
+    after = text[end] if end < length else " "
     return not (
         (
             (start and text[start - 1] in ":-]}")
             or after in ":-[{T."
-            or (after == " " and text[end + 1 : end + 2].isdigit())
+            or (after == " " and end + 1 < length and text[end + 1].isdigit())
         )
         and _touches_protected(text, start, end)
     )
@@ -658,15 +677,16 @@ def _touches_protected(text: str, start: int, end: int) -> bool:
     or stop inside a word, so only a token joined on by ``:``, ``-``, a bracket or a time can be
     cut; the regex runs only then.
     """
+    length = len(text)
     before = text[start - 1] if start else ""
-    after = text[end] if end < len(text) else ""
+    after = text[end] if end < length else ""
     if not (
         (before and before in ":-]}")
         or (after and after in ":-[{T.")
-        or (after == " " and text[end + 1 : end + 2].isdigit())
+        or (after == " " and end + 1 < length and text[end + 1].isdigit())
     ):
         return False
-    for m in HARD_PROTECTED.finditer(text, max(0, start - 60), min(len(text), end + 60)):
+    for m in HARD_PROTECTED.finditer(text, max(0, start - 60), min(length, end + 60)):
         if m.start() < end and start < m.end() and (m.start() < start or m.end() > end):
             return True
     return False
