@@ -741,11 +741,13 @@ IPV6_RULE = VALUE_RULES[-1][1]
 #: sends a capitalised word past the seven number shapes at once (the order of the rules, which
 #: decides between them, is kept).
 #: A digit starts a value only in one of these shapes, each the least its rules need: five
-#: digits (ZIP), three or four then a separator and a digit (SSN, card, phone), two dots between
+#: digits after a state code (ZIP; an MRN or account number is not tried against the seven rules),
+#: three or four then a separator and a digit (SSN, card, phone), two dots between
 #: short numbers (IPv4), a number then a capitalised word (street address), a leading "1" before
 #: a phone number. ``200 in``, ``1.53 ms``, ``v2``, ``3 retries`` fail here, before the rules.
 _DIGIT_VALUE_AHEAD = (
-    r"\d{5}|\d{3,4}[ .-]\d|\d{1,3}\.\d{1,3}\.\d|\d{1,6}[A-Za-z]?[ \t]+[A-Z]|1[ .-]?(?:\(|\d{3}[ .-]\d)"
+    r"(?<=[A-Z]{2}[ \t])\d{5}|\d{3,4}[ .-]\d|\d{1,3}\.\d{1,3}\.\d|\d{1,6}[A-Za-z]?[ \t]+[A-Z]"
+    r"|1[ .-]?(?:\(|\d{3}[ .-]\d)"
 )
 VALUE_SCAN = (
     r"[^a-zA-Z0-9_.+\]-](?=[0-9(+DMP])(?=(?:(?=[(+]|"
