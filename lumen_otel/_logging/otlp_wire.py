@@ -12,6 +12,7 @@ that record, so the bytes are always the ones ``encode_logs(batch).SerializeToSt
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 from collections.abc import Mapping, Sequence
@@ -143,40 +144,32 @@ def _encoded_log_record(readable: ReadableLogRecord) -> bytes:
         return _encode_log(readable).SerializeToString()  # type: ignore[no-any-return]
 
 
-class _Cache:
-    """Serialised resources and scopes: a service has one resource and a few dozen loggers."""
-
-    def __init__(self) -> None:
-        self.resources: dict[Any, bytes] = {}
-        self.scopes: dict[Any, bytes] = {}
-
-    def resource(self, resource: Any) -> bytes:
-        found = self.resources.get(resource)
-        if found is None:
-            found = _encode_resource(resource).SerializeToString()
-            if len(self.resources) < 64:
-                self.resources[resource] = found
-        return found
-
-    def scope(self, scope: Any) -> bytes:
-        found = self.scopes.get(scope)
-        if found is None:
-            found = _encode_instrumentation_scope(scope).SerializeToString()
-            if len(self.scopes) < 4096:
-                self.scopes[scope] = found
-        return found
+@functools.lru_cache(maxsize=64)
+def _resource_bytes(resource: Any) -> bytes:
+    """A service has one resource: serialised once (upstream's encoder, so the same bytes)."""
+    return _encode_resource(resource).SerializeToString()  # type: ignore[no-any-return]
 
 
-_CACHE = _Cache()
+@functools.lru_cache(maxsize=4096)
+def _scope_bytes(scope: Any) -> bytes:
+    """One instrumentation scope per logger name: serialised once."""
+    return _encode_instrumentation_scope(scope).SerializeToString()  # type: ignore[no-any-return]
 
 
 def encode_logs_request(batch: Sequence[ReadableLogRecord]) -> bytes:
     """``ExportLogsServiceRequest`` bytes for ``batch``, grouped as the upstream encoder groups."""
     grouped: dict[Any, dict[Any, list[bytes]]] = {}
+    # Grouped by equal resources, as upstream's dict does; a Resource hashes by dumping its
+    # attributes to JSON, so each distinct object is looked up once, not once per record.
+    by_identity: dict[int, dict[Any, list[bytes]]] = {}
     for readable in batch:
-        scopes = grouped.get(readable.resource)
+        resource = readable.resource
+        scopes = by_identity.get(id(resource))
         if scopes is None:
-            scopes = grouped[readable.resource] = {}
+            scopes = grouped.get(resource)
+            if scopes is None:
+                scopes = grouped[resource] = {}
+            by_identity[id(resource)] = scopes
         scope = readable.instrumentation_scope or None
         records = scopes.get(scope)
         if records is None:
@@ -184,9 +177,9 @@ def encode_logs_request(batch: Sequence[ReadableLogRecord]) -> bytes:
         records.append(_delimited(b"\x12", _encoded_log_record(readable)))
     out: list[bytes] = []
     for resource, scopes in grouped.items():
-        body = [_delimited(b"\x0a", _CACHE.resource(resource))]
+        body = [_delimited(b"\x0a", _resource_bytes(resource))]
         for scope, records in scopes.items():
-            scope_logs = [_delimited(b"\x0a", _CACHE.scope(scope)), *records]
+            scope_logs = [_delimited(b"\x0a", _scope_bytes(scope)), *records]
             schema_url = scope.schema_url if scope is not None else None
             if schema_url:
                 scope_logs.append(_delimited(b"\x1a", schema_url.encode("utf-8")))
