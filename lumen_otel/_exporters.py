@@ -44,14 +44,14 @@ def build_exporter(settings: Settings, signal: str) -> Any:
 
         return GrpcMetrics(endpoint=endpoint, insecure=_grpc_insecure(settings))
     if signal == "logs":
-        # the upstream exporter with an encoder ~3x cheaper that writes the same bytes
+        # the upstream exporter with a cheaper encoder that writes the same bytes
         from lumen_otel._logging.otlp_wire import WireLogExporter
 
         return WireLogExporter(endpoint=endpoint, session=pinned_ca_session())
     if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from lumen_otel._spans_wire import WireSpanExporter  # the same bytes, a cheaper encoder
 
-        return OTLPSpanExporter(endpoint=endpoint, session=pinned_ca_session())
+        return WireSpanExporter(endpoint=endpoint, session=pinned_ca_session())
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(endpoint=endpoint, session=pinned_ca_session())

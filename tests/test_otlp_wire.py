@@ -188,3 +188,131 @@ class TestThroughTheExporter:
         exporter = WireLogExporter(endpoint=endpoint, timeout=1)  # the receiver is gone
         assert exporter.export([_readable("lost")]).name == "FAILURE"
         exporter.shutdown()
+
+
+class TestSpansSameBytesAsUpstream:
+    """``encode_spans_request`` against the upstream ``encode_spans``, on spans from the real SDK."""
+
+    @staticmethod
+    def _spans(build: Any) -> list[Any]:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        build(provider.get_tracer("wire.test", "1.0"), provider.get_tracer("other.scope"))
+        provider.shutdown()
+        return list(exporter.get_finished_spans())
+
+    @staticmethod
+    def assert_same(spans: list[Any]) -> None:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+        from lumen_otel._spans_wire import encode_spans_request
+
+        assert encode_spans_request(spans) == encode_spans(spans).SerializePartialToString()
+
+    def test_server_client_and_internal_spans_every_status_and_parent_kind(self):
+        from opentelemetry import trace as trace_api
+        from opentelemetry.trace import (
+            NonRecordingSpan,
+            SpanContext,
+            SpanKind,
+            Status,
+            StatusCode,
+            TraceState,
+        )
+
+        def build(tracer: Any, other: Any) -> None:
+            remote = SpanContext(
+                0x4BF92F3577B34DA6A3CE929D0E0E4736,
+                0x00F067AA0BA902B7,
+                is_remote=True,
+                trace_flags=TraceFlags(1),
+                trace_state=TraceState([("vendor", "opaque"), ("lumen", "cid")]),
+            )
+            parent = trace_api.set_span_in_context(NonRecordingSpan(remote))
+            with tracer.start_as_current_span(
+                "GET /items/{id}",
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={
+                    "http.request.method": "GET",
+                    "http.response.status_code": 200,
+                    "ok": True,
+                    "r": 0.5,
+                },
+            ) as server:
+                server.set_status(Status(StatusCode.ERROR, "boom: 500"))
+                with other.start_as_current_span(
+                    "GET", kind=SpanKind.CLIENT, attributes={"url.full": "http://x"}
+                ):
+                    pass
+                with tracer.start_as_current_span("", attributes={}) as internal:
+                    internal.set_status(Status(StatusCode.OK))
+            with tracer.start_as_current_span("root without parent", kind=SpanKind.PRODUCER):
+                pass
+            with tracer.start_as_current_span("consumer", kind=SpanKind.CONSUMER, attributes={"n": -7}):
+                pass
+
+        self.assert_same(self._spans(build))
+
+    def test_spans_the_fast_path_leaves_to_upstream(self):
+        def build(tracer: Any, other: Any) -> None:
+            with tracer.start_as_current_span("with event") as span:
+                span.add_event("retry", {"attempt": 2})
+            with tracer.start_as_current_span(
+                "with link", links=[trace.Link(span.get_span_context(), {"k": "v"})]
+            ):
+                pass
+            with tracer.start_as_current_span(
+                "tuple attribute", attributes={"http.request.header.accept": ("a", "b")}
+            ):
+                pass
+            with tracer.start_as_current_span("big int", attributes={"big": 2**63 - 1, "small": -(2**63)}):
+                pass
+
+        from opentelemetry import trace
+
+        self.assert_same(self._spans(build))
+
+    @settings(max_examples=80, deadline=None)
+    @given(
+        name=st.text(max_size=40),
+        attributes=st.dictionaries(
+            st.text(min_size=1, max_size=20),
+            st.one_of(
+                st.text(max_size=60),
+                st.booleans(),
+                st.integers(min_value=-(2**63), max_value=2**63 - 1),
+                st.floats(allow_nan=False),
+            ),
+            max_size=10,
+        ),
+    )
+    def test_generated_spans(self, name, attributes):
+        def build(tracer: Any, other: Any) -> None:
+            with tracer.start_as_current_span(name, attributes=attributes), other.start_as_current_span(name):
+                pass
+
+        self.assert_same(self._spans(build))
+
+    def test_common_spans_never_reach_the_upstream_encoder(self, monkeypatch):
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+        from lumen_otel import _spans_wire
+
+        def build(tracer: Any, other: Any) -> None:
+            with tracer.start_as_current_span("GET /a", attributes={"http.route": "/a", "status": 200}):
+                pass
+
+        spans = self._spans(build)
+        expected = encode_spans(spans).SerializePartialToString()
+
+        def upstream(_: Any) -> Any:
+            raise AssertionError("fell back to the upstream encoder")
+
+        monkeypatch.setattr(_spans_wire, "_encode_span", upstream)
+        assert _spans_wire.encode_spans_request(spans) == expected

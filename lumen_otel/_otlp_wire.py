@@ -1,0 +1,158 @@
+"""OTLP protobuf, written directly: the pieces log records and spans share.
+
+The upstream encoders build a protobuf object for every record or span, every attribute and
+every value in Python, then serialise them; grouping by resource also hashes the ``Resource``
+(a JSON dump of its attributes) once per item. Here the common shapes are written straight in
+the wire format and resources and scopes are serialised once (by the upstream encoder, so the
+bytes match). Whatever an encoder here does not write raises :class:`Unsupported`, and that one
+item goes to the upstream encoder: the output is always byte-for-byte upstream's
+(``tests/test_otlp_wire.py`` compares them).
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.common._internal import (
+    _encode_instrumentation_scope,
+    _encode_resource,
+)
+
+__all__ = [
+    "Unsupported",
+    "attribute_entries",
+    "delimited",
+    "encode_request",
+    "pack_fixed32",
+    "pack_fixed64",
+    "varint",
+]
+
+pack_fixed64 = struct.Struct("<Q").pack
+pack_fixed32 = struct.Struct("<I").pack
+_pack_double = struct.Struct("<d").pack
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def varint(value: int) -> bytes:
+    if value < 128:
+        return _ONE_BYTE[value]
+    out = bytearray()
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + varint(len(payload)) + payload
+
+
+class Unsupported(Exception):
+    """A value these encoders do not write: the item goes to the upstream encoder."""
+
+
+def any_value(value: Any) -> bytes:
+    """``AnyValue`` (its one-of fields are written even when they hold the default)."""
+    kind = type(value)
+    if kind is str:
+        data: bytes = value.encode("utf-8")
+        return b"\x0a" + varint(len(data)) + data
+    if kind is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise Unsupported
+        return b"\x18" + varint(value if value >= 0 else value + 2**64)
+    if kind is float:
+        return b"\x21" + _pack_double(value)
+    raise Unsupported
+
+
+#: encoded attribute entries by (tag, key, type, value): code.*, route, status, http.* and the like
+#: repeat on nearly every item. The type is part of the key (``True == 1``); floats are not kept.
+_ENTRIES: dict[tuple[bytes, str, type, Any], bytes] = {}
+_ENTRIES_MAX = 4096
+_ENTRY_VALUE_MAX = 256
+
+
+def _attribute(tag: bytes, key: Any, value: Any) -> bytes:
+    """One repeated ``KeyValue`` field under ``tag``."""
+    if type(key) is not str or not key:
+        raise Unsupported
+    name = key.encode("utf-8")
+    entry = b"\x0a" + varint(len(name)) + name + delimited(b"\x12", any_value(value))
+    return tag + varint(len(entry)) + entry
+
+
+def attribute_entries(tag: bytes, attributes: Mapping[str, Any] | None, add: Callable[[bytes], None]) -> None:
+    """Append one ``KeyValue`` field under ``tag`` per attribute."""
+    if not attributes:
+        return
+    # The SDK's BoundedAttributes keeps a plain dict: iterate that, not the Python-level mapping.
+    inner = getattr(attributes, "_dict", None)
+    items = inner.items() if type(inner) is dict else attributes.items()
+    entries = _ENTRIES
+    for key, value in items:
+        kind = type(value)
+        cache_key = (tag, key, kind, value) if kind is str or kind is int or kind is bool else None
+        entry = entries.get(cache_key) if cache_key is not None else None
+        if entry is None:
+            entry = _attribute(tag, key, value)
+            if cache_key is not None and len(value if kind is str else "") <= _ENTRY_VALUE_MAX:
+                if len(entries) >= _ENTRIES_MAX:
+                    entries.clear()  # bounded: endless distinct values are simply re-encoded
+                entries[cache_key] = entry
+        add(entry)
+
+
+@functools.lru_cache(maxsize=64)
+def _resource_bytes(resource: Any) -> bytes:
+    """A service has one resource: serialised once (upstream's encoder, so the same bytes)."""
+    return _encode_resource(resource).SerializeToString()  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope_bytes(scope: Any) -> bytes:
+    """One instrumentation scope per logger or tracer name: serialised once."""
+    return _encode_instrumentation_scope(scope).SerializeToString()  # type: ignore[no-any-return]
+
+
+def encode_request(items: Sequence[Any], encode: Callable[[Any], bytes]) -> bytes:
+    """An ``Export{Logs,Trace}ServiceRequest``: items grouped by resource, then scope, in the
+    order upstream's encoders group them; ``encode`` gives one item's message bytes."""
+    grouped: dict[Any, dict[Any, list[bytes]]] = {}
+    # Grouped by equal resources, as upstream's dict does; each distinct Resource object is
+    # hashed (a JSON dump) once, not once per item.
+    by_identity: dict[int, dict[Any, list[bytes]]] = {}
+    for item in items:
+        resource = item.resource
+        scopes = by_identity.get(id(resource))
+        if scopes is None:
+            scopes = grouped.get(resource)
+            if scopes is None:
+                scopes = grouped[resource] = {}
+            by_identity[id(resource)] = scopes
+        scope = item.instrumentation_scope or None
+        encoded = scopes.get(scope)
+        if encoded is None:
+            encoded = scopes[scope] = []
+        encoded.append(delimited(b"\x12", encode(item)))
+    out: list[bytes] = []
+    for resource, scopes in grouped.items():
+        body = [delimited(b"\x0a", _resource_bytes(resource))]
+        for scope, encoded in scopes.items():
+            scope_part = [delimited(b"\x0a", _scope_bytes(scope)), *encoded]
+            schema_url = scope.schema_url if scope is not None else None
+            if schema_url:
+                scope_part.append(delimited(b"\x1a", schema_url.encode("utf-8")))
+            body.append(delimited(b"\x12", b"".join(scope_part)))
+        if resource.schema_url:
+            body.append(delimited(b"\x1a", resource.schema_url.encode("utf-8")))
+        out.append(delimited(b"\x0a", b"".join(body)))
+    return b"".join(out)
