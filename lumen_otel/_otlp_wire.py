@@ -12,20 +12,26 @@ item goes to the upstream encoder: the output is always byte-for-byte upstream's
 from __future__ import annotations
 
 import functools
+import logging
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
     _encode_instrumentation_scope,
     _encode_resource,
 )
+from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+
+_Result = TypeVar("_Result")
 
 __all__ = [
     "Unsupported",
     "attribute_entries",
     "delimited",
     "encode_request",
+    "export_encoded",
     "pack_fixed32",
     "pack_fixed64",
     "varint",
@@ -156,3 +162,47 @@ def encode_request(items: Sequence[Any], encode: Callable[[Any], bytes]) -> byte
             body.append(delimited(b"\x1a", resource.schema_url.encode("utf-8")))
         out.append(delimited(b"\x0a", b"".join(body)))
     return b"".join(out)
+
+
+def export_encoded(
+    exporter: Any,
+    items: Sequence[Any],
+    encode: Callable[[Sequence[Any]], bytes],
+    outcomes: tuple[_Result, _Result],
+    what: str,
+    logger: logging.Logger,
+) -> _Result:
+    """The upstream OTLP/HTTP exporters' ``export`` (SDK 1.45, pinned) with ``encode`` as its
+    encoding step: the same self-metrics, size check, messages, retries, TLS and headers.
+    ``outcomes`` is (success, failure) of the signal's result enum; ``what`` names the batch as
+    upstream's messages do ("logs", "span")."""
+    success, failure = outcomes
+    with exporter._metrics.export_operation(len(items)) as result:
+        try:
+            serialized = encode(items)
+        except Exception as error:  # noqa: BLE001 - as upstream: a failed encode fails the batch
+            logger.error("Failed to encode %s batch: %s", what, error)
+            result.error = error
+            return failure
+        if _is_request_too_large(serialized, exporter._max_request_size):
+            logger.warning(
+                "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                what,
+                len(serialized),
+                exporter._max_request_size,
+            )
+            result.error = RequestPayloadTooLargeError(
+                f"Serialized {what} request size {len(serialized)} bytes exceeds max_request_size "
+                f"{exporter._max_request_size} bytes."
+            )
+            return failure
+        export_result = exporter._client.export(serialized)
+        if not export_result.success:
+            result.error = export_result.error
+            result.error_attrs = (
+                {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
+                if export_result.status_code is not None
+                else None
+            )
+            return failure
+    return success

@@ -13,17 +13,16 @@ import logging
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _SPAN_KIND_MAP, _encode_span
-from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from lumen_otel._otlp_wire import (
     Unsupported,
     attribute_entries,
     delimited,
     encode_request,
+    export_encoded,
     pack_fixed32,
     pack_fixed64,
     varint,
@@ -112,31 +111,5 @@ class WireSpanExporter(OTLPSpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             return super().export(spans)  # the upstream warning and FAILURE
-        with self._metrics.export_operation(len(spans)) as result:
-            try:
-                serialized = encode_spans_request(spans)
-            except Exception as error:  # noqa: BLE001 - as upstream: a failed encode fails the batch
-                _upstream_logger.error("Failed to encode span batch: %s", error)
-                result.error = error
-                return SpanExportResult.FAILURE
-            if _is_request_too_large(serialized, self._max_request_size):
-                _upstream_logger.warning(
-                    "Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                    len(serialized),
-                    self._max_request_size,
-                )
-                result.error = RequestPayloadTooLargeError(
-                    f"Serialized span request size {len(serialized)} bytes exceeds max_request_size "
-                    f"{self._max_request_size} bytes."
-                )
-                return SpanExportResult.FAILURE
-            export_result = self._client.export(serialized)
-            if not export_result.success:
-                result.error = export_result.error
-                result.error_attrs = (
-                    {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
-                    if export_result.status_code is not None
-                    else None
-                )
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+        outcomes = (SpanExportResult.SUCCESS, SpanExportResult.FAILURE)
+        return export_encoded(self, spans, encode_spans_request, outcomes, "span", _upstream_logger)

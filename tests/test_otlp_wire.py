@@ -182,6 +182,29 @@ class TestThroughTheExporter:
             ("second", {"ok": True}, f"{0xAB:032x}"),
         ]
 
+    def test_spans_reach_a_receiver_through_the_wire_span_exporter(self):
+        from lumen_otel._spans_wire import WireSpanExporter
+
+        def build(tracer: Any, other: Any) -> None:
+            with tracer.start_as_current_span("GET /a", attributes={"http.route": "/a"}):
+                pass
+
+        spans = TestSpansSameBytesAsUpstream._spans(build)
+        with OTLPReceiver() as receiver:
+            exporter = WireSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")
+            assert exporter.export(spans).name == "SUCCESS"
+            exporter.shutdown()
+            got = [(span.name, span.trace_id) for span in receiver.spans]
+        assert got == [("GET /a", format(spans[0].context.trace_id, "032x"))]
+
+    def test_a_batch_over_the_request_size_limit_is_refused_before_sending(self, caplog):
+        with OTLPReceiver() as receiver, caplog.at_level(logging.WARNING):
+            exporter = WireLogExporter(endpoint=f"{receiver.endpoint}/v1/logs", max_request_size=64)
+            assert exporter.export([_readable("x" * 200)]).name == "FAILURE"
+            exporter.shutdown()
+            assert receiver.logs == []
+        assert "exceeds max_request_size 64 bytes" in caplog.text
+
     def test_a_refused_batch_is_a_failure(self):
         with OTLPReceiver() as receiver:
             endpoint = f"{receiver.endpoint}/v1/logs"

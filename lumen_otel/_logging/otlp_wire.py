@@ -12,11 +12,9 @@ import logging
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.common._internal._log_encoder import _encode_log
-from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExportResult
-from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from lumen_otel._otlp_wire import (
     Unsupported,
@@ -24,6 +22,7 @@ from lumen_otel._otlp_wire import (
     attribute_entries,
     delimited,
     encode_request,
+    export_encoded,
     pack_fixed32,
     pack_fixed64,
     varint,
@@ -90,31 +89,5 @@ class WireLogExporter(OTLPLogExporter):
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         if self._shutdown:
             return super().export(batch)  # the upstream warning and FAILURE
-        with self._metrics.export_operation(len(batch)) as result:
-            try:
-                serialized = encode_logs_request(batch)
-            except Exception as error:  # noqa: BLE001 - as upstream: a failed encode fails the batch
-                _upstream_logger.error("Failed to encode logs batch: %s", error)
-                result.error = error
-                return LogRecordExportResult.FAILURE
-            if _is_request_too_large(serialized, self._max_request_size):
-                _upstream_logger.warning(
-                    "Dropping logs batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                    len(serialized),
-                    self._max_request_size,
-                )
-                result.error = RequestPayloadTooLargeError(
-                    f"Serialized logs request size {len(serialized)} bytes exceeds max_request_size "
-                    f"{self._max_request_size} bytes."
-                )
-                return LogRecordExportResult.FAILURE
-            export_result = self._client.export(serialized)
-            if not export_result.success:
-                result.error = export_result.error
-                result.error_attrs = (
-                    {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
-                    if export_result.status_code is not None
-                    else None
-                )
-                return LogRecordExportResult.FAILURE
-        return LogRecordExportResult.SUCCESS
+        outcomes = (LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE)
+        return export_encoded(self, batch, encode_logs_request, outcomes, "logs", _upstream_logger)
