@@ -129,9 +129,12 @@ def _scope_bytes(scope: Any) -> bytes:
     return _encode_instrumentation_scope(scope).SerializeToString()  # type: ignore[no-any-return]
 
 
-def encode_request(items: Sequence[Any], encode: Callable[[Any], bytes]) -> bytes:
+def encode_request(
+    items: Sequence[Any], encode: Callable[[Any], bytes], upstream: Callable[[Any], bytes]
+) -> bytes:
     """An ``Export{Logs,Trace}ServiceRequest``: items grouped by resource, then scope, in the
-    order upstream's encoders group them; ``encode`` gives one item's message bytes."""
+    order upstream's encoders group them. ``encode`` gives one item's message bytes; an item it
+    does not write (:class:`Unsupported`, or a field of an unexpected type) gets ``upstream``'s."""
     grouped: dict[Any, dict[Any, list[bytes]]] = {}
     # Grouped by equal resources, as upstream's dict does; each distinct Resource object is
     # hashed (a JSON dump) once, not once per item.
@@ -148,7 +151,11 @@ def encode_request(items: Sequence[Any], encode: Callable[[Any], bytes]) -> byte
         encoded = scopes.get(scope)
         if encoded is None:
             encoded = scopes[scope] = []
-        encoded.append(delimited(b"\x12", encode(item)))
+        try:
+            message = encode(item)
+        except (Unsupported, AttributeError, TypeError, ValueError, OverflowError, KeyError):
+            message = upstream(item)
+        encoded.append(delimited(b"\x12", message))
     out: list[bytes] = []
     for resource, scopes in grouped.items():
         body = [delimited(b"\x0a", _resource_bytes(resource))]

@@ -89,16 +89,13 @@ def _span(span: ReadableSpan) -> bytes:
     return b"".join(parts)
 
 
-def _encoded_span(span: ReadableSpan) -> bytes:
-    try:
-        return _span(span)
-    except (Unsupported, AttributeError, TypeError, ValueError, OverflowError, KeyError):
-        return _encode_span(span).SerializePartialToString()  # type: ignore[no-any-return]
+def _upstream_span(span: ReadableSpan) -> bytes:
+    return _encode_span(span).SerializePartialToString()  # type: ignore[no-any-return]
 
 
 def encode_spans_request(spans: Sequence[ReadableSpan]) -> bytes:
     """``ExportTraceServiceRequest`` bytes for ``spans``, grouped as the upstream encoder groups."""
-    return encode_request(spans, _encoded_span)
+    return encode_request(spans, _span, _upstream_span)
 
 
 class WireSpanExporter(OTLPSpanExporter):

@@ -52,6 +52,20 @@ def _readable(
     return ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)
 
 
+def scalar_attributes(max_size: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Attribute dicts of the value types the encoders write themselves, int64 bounds included."""
+    return st.dictionaries(
+        st.text(min_size=1, max_size=20),
+        st.one_of(
+            st.text(max_size=60),
+            st.booleans(),
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.floats(allow_nan=False),
+        ),
+        max_size=max_size,
+    )
+
+
 def assert_same_bytes(batch: list[ReadableLogRecord]) -> None:
     assert encode_logs_request(batch) == encode_logs(batch).SerializeToString()
 
@@ -131,16 +145,7 @@ class TestSameBytesAsUpstream:
     @settings(max_examples=150, deadline=None)
     @given(
         body=st.text(max_size=200),
-        attributes=st.dictionaries(
-            st.text(min_size=1, max_size=20),
-            st.one_of(
-                st.text(max_size=60),
-                st.booleans(),
-                st.integers(min_value=-(2**63), max_value=2**63 - 1),
-                st.floats(allow_nan=False),
-            ),
-            max_size=12,
-        ),
+        attributes=scalar_attributes(12),
         trace_id=st.integers(min_value=0, max_value=2**128 - 1),
         span_id=st.integers(min_value=0, max_value=2**64 - 1),
         flags=st.integers(min_value=0, max_value=255),
@@ -304,16 +309,7 @@ class TestSpansSameBytesAsUpstream:
     @settings(max_examples=80, deadline=None)
     @given(
         name=st.text(max_size=40),
-        attributes=st.dictionaries(
-            st.text(min_size=1, max_size=20),
-            st.one_of(
-                st.text(max_size=60),
-                st.booleans(),
-                st.integers(min_value=-(2**63), max_value=2**63 - 1),
-                st.floats(allow_nan=False),
-            ),
-            max_size=10,
-        ),
+        attributes=scalar_attributes(10),
     )
     def test_generated_spans(self, name, attributes):
         def build(tracer: Any, other: Any) -> None:

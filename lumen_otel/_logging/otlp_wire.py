@@ -67,16 +67,13 @@ def _log_record(readable: ReadableLogRecord) -> bytes:
     return b"".join(parts)
 
 
-def _encoded_log_record(readable: ReadableLogRecord) -> bytes:
-    try:
-        return _log_record(readable)
-    except (Unsupported, AttributeError, TypeError, ValueError, OverflowError):
-        return _encode_log(readable).SerializeToString()  # type: ignore[no-any-return]
+def _upstream_log_record(readable: ReadableLogRecord) -> bytes:
+    return _encode_log(readable).SerializeToString()  # type: ignore[no-any-return]
 
 
 def encode_logs_request(batch: Sequence[ReadableLogRecord]) -> bytes:
     """``ExportLogsServiceRequest`` bytes for ``batch``, grouped as the upstream encoder groups."""
-    return encode_request(batch, _encoded_log_record)
+    return encode_request(batch, _log_record, _upstream_log_record)
 
 
 class WireLogExporter(OTLPLogExporter):
