@@ -50,7 +50,10 @@ async def hop(m: str) -> dict[str, Any]:
     downstream = None
     if NEXT:
         if _client is None:
-            _client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200))
+            # keep-alive shorter than the next hop's (uvicorn: 5 s), so the client never reuses
+            # a connection the server is closing at that moment (an httpx ReadError, a 500 here)
+            limits = httpx.Limits(max_connections=200, keepalive_expiry=1.0)
+            _client = httpx.AsyncClient(timeout=60, limits=limits)
         downstream = (await _client.get(f"{NEXT}/hop", params={"m": m})).json()
     span_context = trace.get_current_span().get_span_context()
     return {
