@@ -109,9 +109,7 @@ class TestForkedWorkers:
         assert len(pids) == 2, f"one worker answered all {sent} requests: {pids}"
         seconds = app.stop(timeout=30)
 
-        expected = (
-            sorted([0, *range(1, sent + 1)]) if health == "/work/0" else list(range(1, sent + 1))
-        )
+        expected = sorted([0, *range(1, sent + 1)]) if health == "/work/0" else list(range(1, sent + 1))
         assert expected == numbered(app.file_records("forked"), "work")
         rotated = len([p for p in app.log_dir.glob("forked.log.*") if not p.name.endswith(".lock")])
         assert rotated >= 3
