@@ -8,6 +8,7 @@ import json
 import logging
 import logging.config
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -236,6 +237,31 @@ class TestOncePerRecord:
         with capture_logs() as records:
             logging.getLogger("django.server").info('"GET / HTTP/1.1" 200 2')
         assert [r["logger"] for r in records] == ["django.server"]
+
+    def test_django_server_socket_and_time_stay_out_of_the_output(self, configured):
+        """``runserver`` passes its connection's socket and a second timestamp as ``extra`` for its
+        own formatter: lumen-otel's records keep the status code, not those; Django's handler
+        still finds them on the record."""
+        seen: list[logging.LogRecord] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(record)
+
+        logger = logging.getLogger("django.server")
+        keep = Keep()
+        logger.addHandler(keep)
+        try:
+            with socket.socket() as connection, capture_logs() as records:
+                logger.info(
+                    '"GET / HTTP/1.1" 200 2',
+                    extra={"request": connection, "server_time": "27/Nov/2026 10:00:00", "status_code": 200},
+                )
+        finally:
+            logger.removeHandler(keep)
+        assert records[0]["status_code"] == 200
+        assert "request" not in records[0] and "server_time" not in records[0]
+        assert isinstance(seen[0].request, socket.socket) and seen[0].server_time == "27/Nov/2026 10:00:00"
 
     def test_enrichment_runs_on_the_callers_thread_and_writing_on_the_writer(self, configured):
         seen: list[str] = []

@@ -112,6 +112,10 @@ def _safe_message(record: logging.LogRecord) -> str:
             return "<unformattable log message>"
 
 
+#: ``extra`` that Django's development server passes for its own formatter: the connection's socket
+#: and a second timestamp. Left on the record for Django's handler, kept out of lumen-otel's output.
+_DJANGO_SERVER_EXTRAS = frozenset({"request", "server_time"})
+
 #: server loggers that write about a request after its context has ended: access lines
 _ACCESS_AFTER_REQUEST = frozenset({"django.server", "gunicorn.access"})
 
@@ -138,6 +142,8 @@ class Enricher:
         if fields.get("lumen_extra") is not None:
             return  # already enriched (a record handled twice must not be redacted twice)
         extras = _extras(record, fields)
+        if extras and record.name == "django.server":
+            extras = {k: v for k, v in extras.items() if k not in _DJANGO_SERVER_EXTRAS}
         record.service_name = self.service_name
         record.hostname = self.hostname
         record.correlation_id = cid = get_correlation_id()
