@@ -180,7 +180,7 @@ def _deep_size(objects: list[Any]) -> int:
 
 def child_held(endpoint: str, queue_size: int, out: Path) -> None:
     """What ``queue_size`` held records cost: fill the OTLP queue (nothing listens), measure it."""
-    from lumen_otel._logging.otlp import ResilientLogProcessor
+    from lumen_otel._otlp.processor import ResilientLogProcessor
 
     handle, log, _ = _app(endpoint)
     for seq in range(-50, 0):  # warm-up: first-use allocations are not the records' cost

@@ -221,7 +221,7 @@ def _lumen(tmp: Path, s: Setup, sink: str | None, redaction: bool = True) -> tup
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader], shutdown_on_exit=False))
 
     import lumen_otel
-    from lumen_otel import _bootstrap
+    from lumen_otel._setup import bootstrap as _bootstrap
 
     endpoint = sink
     if sink is None:

@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+from lumen_otel._state import STATE
+
 __all__ = ["internal_logger", "report_once", "report_rate_limited"]
 
 _INTERNAL = logging.getLogger("lumen_otel.internal")
@@ -24,7 +26,6 @@ if not _INTERNAL.handlers:
     _INTERNAL.addHandler(_handler)
 
 _lock = threading.Lock()
-_seen: dict[str, float] = {}
 
 
 def _reinit_after_fork() -> None:
@@ -50,11 +51,12 @@ def report_rate_limited(
 ) -> bool:
     """Log ``message`` at most once per ``interval`` seconds for ``key``; True when logged."""
     now = time.monotonic()
+    reported = STATE.reported
     with _lock:
-        last = _seen.get(key)
+        last = reported.get(key)
         if last is not None and now - last < interval:
             return False
-        _seen[key] = now
+        reported[key] = now
     try:
         _INTERNAL.log(level, message, *args, exc_info=exc_info)
     except Exception:  # noqa: BLE001 - a broken stderr must not break the application

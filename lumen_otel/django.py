@@ -20,8 +20,13 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise ImportError("lumen_otel.django needs Django: pip install 'lumen-otel[django]'") from None
 
-from lumen_otel._correlation import _enter, request_context
-from lumen_otel._propagator import EXPOSE_HEADERS, header_from_env, httpx_event_hooks, merge_expose
+from lumen_otel._correlation.context import _enter, request_context
+from lumen_otel._correlation.propagator import (
+    EXPOSE_HEADERS,
+    header_from_env,
+    httpx_event_hooks,
+    merge_expose,
+)
 
 __all__ = ["CorrelationIdMiddleware", "httpx_event_hooks"]
 

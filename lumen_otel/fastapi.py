@@ -22,8 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from lumen_otel._correlation import _enter, request_context
-from lumen_otel._propagator import header_from_env, httpx_event_hooks, set_asgi_headers
+from lumen_otel._correlation.context import _enter, request_context
+from lumen_otel._correlation.propagator import header_from_env, httpx_event_hooks, set_asgi_headers
 
 __all__ = ["CorrelationIdMiddleware", "httpx_event_hooks"]
 

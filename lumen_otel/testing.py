@@ -5,6 +5,8 @@
   tests; it can be told to fail (status code, delay) to exercise retry and drop paths.
 - :func:`capture_logs`: a context manager that collects the records lumen-otel's pipeline
   produces (after enrichment and redaction), as the JSON sinks would see them.
+- :func:`reset`: undo :func:`lumen_otel.bootstrap`/:func:`lumen_otel.configure_logging`, so a
+  test can configure again with other settings.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["LogRecordView", "OTLPReceiver", "SpanView", "capture_logs"]
+__all__ = ["LogRecordView", "OTLPReceiver", "SpanView", "capture_logs", "reset"]
 
 
 @dataclass
@@ -267,3 +269,28 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
         pipeline.flush()
     finally:
         pipeline.remove_listener(captured.append)
+
+
+def reset(timeout: float = 2.0) -> None:
+    """Undo lumen-otel's set-up in this process so the next set-up call starts afresh.
+
+    Shuts the telemetry handle down (flushing what is queued, bounded by ``timeout`` seconds),
+    removes lumen-otel's handler from the root logger, and forgets the default redactor and the
+    rate-limited warnings already reported. The OpenTelemetry API's global tracer, meter and
+    logger providers can be set only once per process: those stay.
+    """
+    import logging
+
+    from lumen_otel._logging.pipeline import RootHandler
+    from lumen_otel._state import STATE
+
+    with STATE.lock:
+        handle = STATE.handle
+        STATE.handle = None
+    if handle is not None:
+        handle.shutdown(timeout=timeout)
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, RootHandler)]
+    STATE.pipeline = None
+    STATE.redactor = None
+    STATE.reported.clear()

@@ -18,7 +18,7 @@ from lumen_otel.testing import OTLPReceiver
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-PHI_SAMPLES = REPO.parent / "shared" / "phi-samples" / "phi_samples.jsonl"
+PHI_SAMPLES = REPO / "tests" / "data" / "phi-samples" / "phi_samples.jsonl"
 
 os.environ.setdefault("LUMEN_OTEL_STRICT", "1")
 
@@ -105,11 +105,11 @@ def fresh_logging() -> Iterator[None]:
     """Undo configure_logging() after an in-process test (the SDK's globals stay)."""
     import logging
 
-    from lumen_otel import _bootstrap
+    from lumen_otel.testing import reset
 
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     yield
-    _bootstrap._reset_for_tests()
+    reset()
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])

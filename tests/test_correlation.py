@@ -17,8 +17,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from lumen_otel import _correlation
-from lumen_otel._correlation import (
+from lumen_otel._correlation import context as _correlation
+from lumen_otel._correlation.context import (
     CORRELATION_ID_KEY,
     correlation_scope,
     get_correlation_id,

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from lumen_otel._correlation import trace_id_for_correlation_id
-from lumen_otel._ids import PENDING_TRACE_ID_KEY, UuidTraceIdGenerator
-from lumen_otel._sampling import TraceIdRatioLow56, build_sampler
+from lumen_otel._correlation.context import trace_id_for_correlation_id
+from lumen_otel._correlation.sampling import TraceIdRatioLow56, build_sampler
+from lumen_otel._correlation.trace_ids import PENDING_TRACE_ID_KEY, UuidTraceIdGenerator
 from lumen_otel.exceptions import ConfigError
 
 N = 10_000
@@ -75,7 +75,7 @@ class TestSamplerReadsTheRandomBits:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
 
-        from lumen_otel._propagator import CorrelationIdPropagator
+        from lumen_otel._correlation.propagator import CorrelationIdPropagator
 
         provider = TracerProvider(
             id_generator=UuidTraceIdGenerator(), sampler=build_sampler({"OTEL_TRACES_SAMPLER_ARG": "0.25"})

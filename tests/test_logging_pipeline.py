@@ -66,7 +66,7 @@ class TestRecordShape:
                 "big": 2**70,
             },
         )
-        lumen_otel._bootstrap.current_handle().force_flush()
+        lumen_otel._setup.bootstrap.current_handle().force_flush()
         record = file_records(configured)[-1]
         assert record["payload"] == {"a": [1, 2, {"b": None}]}
         assert (record["obj"], record["items"], record["blob"]) == ("thing-7", [1, "two"], "\\xff\x00")
@@ -356,7 +356,7 @@ class TestDeliveryAtExit:
     def test_an_exporter_that_logs_neither_recurses_nor_hangs(self, tmp_path, otlp_receiver):
         script = textwrap.dedent("""
             import logging, lumen_otel
-            from lumen_otel._logging.otlp_wire import WireLogExporter  # the log exporter lumen-otel builds
+            from lumen_otel._otlp.logs import WireLogExporter  # the log exporter lumen-otel builds
             original = WireLogExporter.export
             def chatty_export(self, batch):
                 logging.getLogger("vendor.exporter").warning("exporting %d records", len(batch))

@@ -18,9 +18,9 @@ from opentelemetry.instrumentation.propagators import (
     set_global_response_propagator,
 )
 
-from lumen_otel import _correlation
-from lumen_otel._correlation import parse_correlation_id
-from lumen_otel._propagator import install_response_propagator
+from lumen_otel._correlation import context as _correlation
+from lumen_otel._correlation.context import parse_correlation_id
+from lumen_otel._correlation.propagator import install_response_propagator
 
 sys.path.insert(0, str(Path(__file__).parent / "integration" / "apps"))
 from corr_support import (

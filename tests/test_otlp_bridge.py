@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits, LogRecordProcessor
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
+from lumen_otel._logging.bridge import OtlpBridge
+from lumen_otel._otlp.processor import ResilientLogProcessor
 from lumen_otel._logging.enrich import Enricher
-from lumen_otel._logging.otlp import OtlpBridge, ResilientLogProcessor
 from lumen_otel._redaction import Redactor
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -93,14 +94,17 @@ def _records() -> list[logging.LogRecord]:
 
 def _export_through(*, direct: bool, records: list[logging.LogRecord] | None = None) -> list[Any]:
     exporter = CapturingExporter()
+    limits = LogRecordLimits()
     provider = LoggerProvider(
-        resource=Resource.create({"service.name": "bridge-test"}), shutdown_on_exit=False
+        resource=Resource.create({"service.name": "bridge-test"}),
+        shutdown_on_exit=False,
+        log_record_limits=limits,
     )
     processor = ResilientLogProcessor(exporter, max_queue_size=64, on_drop=lambda n, reason: None)  # type: ignore[arg-type]
     provider.add_log_record_processor(processor)
     if not direct:
         provider.add_log_record_processor(Bystander())
-    bridge = OtlpBridge(provider)
+    bridge = OtlpBridge(provider, limits)
     for record in records if records is not None else _records():
         bridge.emit(record)
     processor.force_flush()

@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
-from lumen_otel._logging.otlp_wire import WireLogExporter, encode_logs_request
+from lumen_otel._otlp.logs import WireLogExporter, encode_logs_request
 from lumen_otel.testing import OTLPReceiver
 from tests.test_otlp_bridge import _export_through
 
@@ -157,7 +157,7 @@ class TestSameBytesAsUpstream:
 
 class TestTheFastPathIsTaken:
     def test_bridge_records_and_scalar_attributes_never_reach_the_upstream_encoder(self, monkeypatch):
-        from lumen_otel._logging import otlp_wire
+        from lumen_otel._otlp import logs as otlp_wire
 
         def upstream(_: Any) -> Any:
             raise AssertionError("fell back to the upstream encoder")
@@ -167,7 +167,7 @@ class TestTheFastPathIsTaken:
             _readable("scalars", {"s": "x", "b": False, "i": -1, "f": 0.5}),
         ]
         expected = encode_logs(batch).SerializeToString()
-        monkeypatch.setattr(otlp_wire, "_encode_log", upstream)
+        monkeypatch.setattr(otlp_wire, "encode_upstream_log", upstream)
         assert otlp_wire.encode_logs_request(batch) == expected
 
 
@@ -188,7 +188,7 @@ class TestThroughTheExporter:
         ]
 
     def test_spans_reach_a_receiver_through_the_wire_span_exporter(self):
-        from lumen_otel._spans_wire import WireSpanExporter
+        from lumen_otel._otlp.spans import WireSpanExporter
 
         def build(tracer: Any, other: Any) -> None:
             with tracer.start_as_current_span("GET /a", attributes={"http.route": "/a"}):
@@ -238,7 +238,7 @@ class TestSpansSameBytesAsUpstream:
     def assert_same(spans: list[Any]) -> None:
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-        from lumen_otel._spans_wire import encode_spans_request
+        from lumen_otel._otlp.spans import encode_spans_request
 
         assert encode_spans_request(spans) == encode_spans(spans).SerializePartialToString()
 
@@ -321,7 +321,7 @@ class TestSpansSameBytesAsUpstream:
     def test_common_spans_never_reach_the_upstream_encoder(self, monkeypatch):
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-        from lumen_otel import _spans_wire
+        from lumen_otel._otlp import spans as _spans_wire
 
         def build(tracer: Any, other: Any) -> None:
             with tracer.start_as_current_span("GET /a", attributes={"http.route": "/a", "status": 200}):
@@ -333,5 +333,5 @@ class TestSpansSameBytesAsUpstream:
         def upstream(_: Any) -> Any:
             raise AssertionError("fell back to the upstream encoder")
 
-        monkeypatch.setattr(_spans_wire, "_encode_span", upstream)
+        monkeypatch.setattr(_spans_wire, "encode_upstream_span", upstream)
         assert _spans_wire.encode_spans_request(spans) == expected

@@ -19,16 +19,16 @@ from opentelemetry.instrumentation.propagators import (
 )
 from opentelemetry.propagators.composite import CompositePropagator
 
-from lumen_otel import _correlation
-from lumen_otel._correlation import CORRELATION_ID_KEY, correlation_scope, get_correlation_id
-from lumen_otel._ids import PENDING_TRACE_ID_KEY
-from lumen_otel._propagator import (
+from lumen_otel._correlation import context as _correlation
+from lumen_otel._correlation.context import CORRELATION_ID_KEY, correlation_scope, get_correlation_id
+from lumen_otel._correlation.propagator import (
     CorrelationIdPropagator,
     CorrelationIdResponsePropagator,
     install_propagators,
     install_response_propagator,
     outgoing_headers,
 )
+from lumen_otel._correlation.trace_ids import PENDING_TRACE_ID_KEY
 from lumen_otel.exceptions import ConfigError
 
 sys.path.insert(0, str(Path(__file__).parent / "integration" / "apps"))
@@ -301,8 +301,8 @@ class TestCorrelationIdOnSpans:
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-        from lumen_otel._correlation import CorrelationIdSpanProcessor
-        from lumen_otel._ids import UuidTraceIdGenerator
+        from lumen_otel._correlation.context import CorrelationIdSpanProcessor
+        from lumen_otel._correlation.trace_ids import UuidTraceIdGenerator
 
         exporter = InMemorySpanExporter()
         provider = TracerProvider(id_generator=UuidTraceIdGenerator())

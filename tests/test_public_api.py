@@ -35,9 +35,12 @@ def test_entry_points_the_launcher_finds():
         if ep.value.startswith("lumen_otel")
     }
     assert found == {
-        ("opentelemetry_distro", "lumen"): "lumen_otel._distro:LumenDistro",
-        ("opentelemetry_configurator", "lumen"): "lumen_otel._distro:LumenConfigurator",
-        ("opentelemetry_propagator", "lumen_correlation"): "lumen_otel._propagator:CorrelationIdPropagator",
+        ("opentelemetry_distro", "lumen"): "lumen_otel._setup.distro:LumenDistro",
+        ("opentelemetry_configurator", "lumen"): "lumen_otel._setup.distro:LumenConfigurator",
+        (
+            "opentelemetry_propagator",
+            "lumen_correlation",
+        ): "lumen_otel._correlation.propagator:CorrelationIdPropagator",
     }
 
 

@@ -1,6 +1,6 @@
-"""Every case of the shared PHI sample file through ``redact()``.
+"""Every case of the project's PHI sample file through ``redact()``.
 
-The sample file (``../shared/phi-samples/phi_samples.jsonl`` from the repository root) holds
+The sample file (``tests/data/phi-samples/phi_samples.jsonl``) holds
 synthetic log lines, HL7 messages and ``extra`` payloads; for each, no ``phi`` substring may
 survive (matched on word boundaries) and every ``keep`` substring must.
 """
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lumen_otel._redaction import Redactor, redact
-
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "phi-samples" / "phi_samples.jsonl"
+from tests.conftest import PHI_SAMPLES as SAMPLES
 
 
 def _load() -> list[dict[str, Any]]:

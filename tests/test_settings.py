@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lumen_otel._settings import PARAMETERS, load_settings
+from lumen_otel._config.settings import PARAMETERS, load_settings
 from lumen_otel.exceptions import ConfigError
 from tests.conftest import REPO, VENV_BIN, clean_env
 
@@ -157,7 +157,7 @@ class TestBadValuesUnderTheLauncher:
 class TestReadmeTable:
     def test_readme_configuration_table_lists_every_variable_in_order(self):
         """The README's table is generated from the parameter table; this fails when they drift."""
-        from lumen_otel._settings import markdown_table
+        from lumen_otel._config.settings import markdown_table
 
         readme = (REPO / "README.md").read_text()
         assert markdown_table() in readme

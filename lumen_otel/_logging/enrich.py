@@ -16,7 +16,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from lumen_otel._correlation import get_correlation_id, take_finished_request
+from lumen_otel._correlation.context import get_correlation_id, take_finished_request
 from lumen_otel._redaction import Redactor
 
 __all__ = ["RESERVED_ATTRS", "Enricher", "sanitize"]

@@ -12,7 +12,6 @@ by ``LUMEN_LOG_QUEUE_SIZE`` records callers wait for it (briefly) rather than lo
 from __future__ import annotations
 
 import logging
-import logging.config
 import os
 import queue
 import sys
@@ -29,10 +28,12 @@ from lumen_otel._guard import (
     report_rate_limited,
     strict,
 )
+from lumen_otel._logging.bridge import OtlpBridge
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.files import SharedRotatingFile
 from lumen_otel._logging.formatters import ColorFormatter, record_to_dict, record_to_json, use_color
-from lumen_otel._logging.otlp import OtlpBridge
+from lumen_otel._server_patches import patch_logging_config
+from lumen_otel._state import STATE
 
 __all__ = ["Pipeline", "RootHandler", "current_pipeline", "mark_internal_thread"]
 
@@ -271,7 +272,6 @@ class Pipeline:
             report_rate_limited("console-error", "console log output failed: %s", exc)
 
 
-_current: Pipeline | None = None
 _ROUTED_LOGGERS = (
     "uvicorn",
     "uvicorn.error",
@@ -288,14 +288,13 @@ _ROUTED_LOGGERS = (
 
 
 def current_pipeline() -> Pipeline | None:
-    return _current
+    return STATE.pipeline
 
 
 def install(pipeline: Pipeline, level: str) -> None:
     """Make ``pipeline`` the root logger's only lumen-otel handler and route server loggers."""
-    global _current  # noqa: PLW0603 - the process has one pipeline
-    previous = _current
-    _current = pipeline
+    previous = STATE.pipeline
+    STATE.pipeline = pipeline
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, RootHandler) or _is_console_handler(handler):
@@ -303,7 +302,7 @@ def install(pipeline: Pipeline, level: str) -> None:
     root.addHandler(pipeline.handler)
     root.setLevel(level)
     route_server_loggers()
-    _patch_config_functions()
+    patch_logging_config()
     logging.captureWarnings(True)
     if previous is not None and previous is not pipeline:
         previous.close(timeout=2.0)
@@ -324,7 +323,8 @@ def route_server_loggers() -> None:
     ``log_config``, Django's ``LOGGING``): drop their console handlers and let them
     propagate, keeping anything else (e.g. Django's ``mail_admins``).
     """
-    if _current is None:
+    current = STATE.pipeline
+    if current is None:
         return
     for name in _ROUTED_LOGGERS:
         logger = logging.getLogger(name)
@@ -334,41 +334,8 @@ def route_server_loggers() -> None:
         logger.propagate = True
         logger.disabled = False
     root = logging.getLogger()
-    if _current.handler not in root.handlers:
-        root.addHandler(_current.handler)
+    if current.handler not in root.handlers:
+        root.addHandler(current.handler)
     for handler in list(root.handlers):
         if _is_console_handler(handler):
             root.removeHandler(handler)
-
-
-_patched = False
-
-
-def _patch_config_functions() -> None:
-    """Re-apply the routing after ``dictConfig``/``fileConfig`` (uvicorn and Django call them
-    after the launcher configured us) and after gunicorn sets up its loggers."""
-    global _patched  # noqa: PLW0603
-    if _patched:
-        return
-    _patched = True
-    for name in ("dictConfig", "fileConfig"):
-        original = getattr(logging.config, name)
-
-        def wrapper(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            result = __original(*args, **kwargs)
-            route_server_loggers()
-            return result
-
-        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-        setattr(logging.config, name, wrapper)
-    try:
-        from gunicorn import glogging
-    except ImportError:
-        return
-    original_setup = glogging.Logger.setup
-
-    def setup(self: Any, cfg: Any) -> None:
-        original_setup(self, cfg)
-        route_server_loggers()
-
-    glogging.Logger.setup = setup

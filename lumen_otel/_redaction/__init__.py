@@ -13,12 +13,15 @@ import hmac
 import re
 import string
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from lumen_otel._redaction import hl7, patterns, prune
 from lumen_otel._redaction.patterns import HARD_PROTECTED, SOFT_AT
+from lumen_otel._state import STATE
 
 __all__ = ["Redactor", "get_default_redactor", "redact", "set_default_redactor"]
+
+_T = TypeVar("_T")
 
 # A value under a PHI key is kept whole only when it is an id we never redact or one of our tokens.
 _KEEP_WHOLE = re.compile(
@@ -191,9 +194,11 @@ class Redactor:
         """A copy of ``mapping``, values redacted by key name (``ssn``, ``patient_name``...) and by value."""
         return self._redact_mapping(mapping, None)
 
-    def redact(self, value: Any) -> Any:
-        """Redact a string, or the strings in a mapping/list/tuple recursively; other values unchanged."""
-        return self._redact_any(value, None)
+    def redact(self, value: _T) -> _T:
+        """Redact a string, or the strings in a mapping/list/tuple recursively; other values unchanged.
+
+        The result has the type of ``value`` (a mapping comes back as a ``dict``)."""
+        return self._redact_any(value, None)  # type: ignore[no-any-return]
 
     def redact_counted(self, value: Any, counts: dict[str, int]) -> Any:
         """Like :meth:`redact`, adding the number of values redacted per kind to ``counts``."""
@@ -702,25 +707,24 @@ def _normalise_key(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
 
-_default: Redactor | None = None
-
-
 def get_default_redactor() -> Redactor:
     """The process-wide redactor (built-in rules, no key until ``configure_logging`` sets one)."""
-    global _default  # noqa: PLW0603 - one process-wide default, replaced by configure_logging
-    if _default is None:
-        _default = Redactor()
-    return _default
+    redactor = STATE.redactor
+    if redactor is None:
+        redactor = STATE.redactor = Redactor()
+    return redactor
 
 
 def set_default_redactor(redactor: Redactor) -> None:
     """Replace the process-wide redactor (``configure_logging`` does, with the configured key)."""
-    global _default  # noqa: PLW0603
-    _default = redactor
+    STATE.redactor = redactor
 
 
-def redact(value: Any) -> Any:
+def redact(value: _T) -> _T:
     """Redact PHI from a string, or from a dict/list recursively, with the default redactor.
+
+    The result has the type of ``value``: strings stay strings, containers keep their shape and
+    values that cannot hold PHI (numbers, ``None``) come back as they are.
 
     >>> redact({"ssn": "123-45-6789", "status": 200})
     {'ssn': '[REDACTED:SSN]', 'status': 200}

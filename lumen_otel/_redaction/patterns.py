@@ -181,7 +181,6 @@ class LabelRule:
     value: str
     eq_run: bool = True
     snake_ok: bool = True
-    cased: bool = False
 
 
 LABEL_RULES: tuple[LabelRule, ...] = (
@@ -638,7 +637,7 @@ def label_rule_source(rule: LabelRule, index: int, label: str | None = None) -> 
         after_eq += f"|(?P<{g}r>{RUN_VALUE})"
     if label is None:
         label = rule.label
-    label = label if rule.cased else f"(?i:{label})"
+    label = f"(?i:{label})"
     if rule.label.endswith("/"):
         source = f"{label}(?:(?P<{g}t>{rule.value}))"
     else:

@@ -29,13 +29,7 @@ def build_app() -> Any:  # typer is optional: the sub-modules type it
         pretty_exceptions_enable=False,
     )
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"lumen_otel.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"lumen_otel.cli.{name}":
-                continue  # that command has not been written yet
-            raise
-        module.register(app)
+        importlib.import_module(f"lumen_otel.cli.{name}").register(app)
     return app
 
 

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
 def run_demo(*, cid: str | None, log_dir: Path | None, collector: bool, keep: bool) -> int:
     """The whole command; returns the exit status (0 ok, 1 failed, 2 bad option, 130 interrupted)."""
-    from lumen_otel._correlation import parse_correlation_id
+    from lumen_otel._correlation.context import parse_correlation_id
     from lumen_otel.cli.trace import make_console
     from lumen_otel.demo._orchestrator import DemoError, DemoRun, find_collector, terminate_on_sigterm
 

@@ -253,7 +253,7 @@ def _trap_checks(command: list[str], env: Mapping[str, str], protocol: str) -> l
 def diagnose(
     env: Mapping[str, str] | None = None, command: list[str] | None = None, timeout: float = 3.0
 ) -> DoctorReport:
-    from lumen_otel._settings import load_settings
+    from lumen_otel._config.settings import load_settings
     from lumen_otel.exceptions import ConfigError
 
     environ = os.environ if env is None else env

@@ -74,7 +74,7 @@ def parse_query(raw: str) -> Query:
         if value == 0:
             raise ValueError("the all-zero trace id is not valid")
         return Query(raw, str(uuid.UUID(int=value)), text.lower())
-    from lumen_otel._correlation import parse_correlation_id, trace_id_for_correlation_id
+    from lumen_otel._correlation.context import parse_correlation_id, trace_id_for_correlation_id
 
     cid = parse_correlation_id(text, warn=False)
     if cid is None:

@@ -258,7 +258,7 @@ class TestSharedPHISamples:
     def test_every_shared_sample_arrives_without_its_phi_and_with_its_keep_values(
         self, gateway: Collector, tls_files: TLSFiles, loki_stand_in: OTLPReceiver
     ) -> None:
-        """The project's PHI sample set (shared/phi-samples) through the collector alone."""
+        """The project's PHI sample set (tests/data/phi-samples) through the collector alone."""
         samples = _phi_samples()
         with plain_sdk_client(gateway.https_endpoint, tls_files.ca_cert, "samples-svc") as client:
             for sample in samples:

@@ -13,14 +13,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lumen_otel._correlation import CORRELATION_ID_KEY, parse_correlation_id
+from lumen_otel._correlation.context import CORRELATION_ID_KEY, parse_correlation_id
+from lumen_otel._correlation.propagator import CorrelationIdPropagator
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.formatters import record_to_dict, record_to_json
-from lumen_otel._propagator import CorrelationIdPropagator
 from lumen_otel._redaction import Redactor, redact
 from lumen_otel.fastapi import CorrelationIdMiddleware
 
-# A valid correlation ID (design §4) or a canonical UUID: nothing else may come out of parsing.
+# A valid correlation ID (1-128 characters of A-Z a-z 0-9 . _ : + = / @ -, the first a letter or
+# digit) or a canonical UUID: nothing else may come out of parsing.
 VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/@-]{0,127}", re.ASCII)
 #: characters a JSON line must never carry raw: C0 controls (JSON forbids them; CR/LF would forge lines)
 RAW_CONTROL = re.compile(r"[\x00-\x1f]")

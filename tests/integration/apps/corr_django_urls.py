@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from opentelemetry import trace
 
-from lumen_otel import _correlation
+from lumen_otel._correlation import context as _correlation
 
 log = logging.getLogger("isolation")
 

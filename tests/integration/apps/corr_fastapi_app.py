@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, WebSocket
 from opentelemetry import trace
 from starlette.middleware.cors import CORSMiddleware
 
-from lumen_otel import _correlation
+from lumen_otel._correlation import context as _correlation
 from lumen_otel.fastapi import CorrelationIdMiddleware, httpx_event_hooks
 
 log = logging.getLogger("isolation")

@@ -21,14 +21,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler
 from opentelemetry.util._once import Once
 
-from lumen_otel._correlation import get_correlation_id
-from lumen_otel._ids import UuidTraceIdGenerator
+from lumen_otel._correlation.context import get_correlation_id
+from lumen_otel._correlation.trace_ids import UuidTraceIdGenerator
 
 
 @contextmanager
 def sdk_tracing(sampler: Sampler = ALWAYS_ON, *, propagators: bool = True) -> Iterator[InMemorySpanExporter]:
     """A global SDK tracer provider with lumen-otel's id generator; the globals restored after."""
-    from lumen_otel._propagator import install_propagators
+    from lumen_otel._correlation.propagator import install_propagators
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider(id_generator=UuidTraceIdGenerator(), sampler=sampler)

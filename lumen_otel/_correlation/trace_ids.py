@@ -3,15 +3,15 @@
 A generated trace id has the UUID version (4) and variant (``10``) bits set and every other
 bit random. The right-most 7 bytes (56 bits) are untouched random bits, which is what W3C
 Trace Context level 2 and the OpenTelemetry probability-sampling spec call "the random part"
-of a trace id, so a sampler that reads only those bits (:mod:`lumen_otel._sampling`) samples
+of a trace id, so a sampler that reads only those bits (:mod:`lumen_otel._correlation.sampling`) samples
 these ids fairly. The SDK's stock ``TraceIdRatioBased`` reads the low 64 bits, which include
 the fixed variant bits, and would sample UUIDv4 ids at 0 % for any ratio <= 0.5.
 
-When :mod:`lumen_otel._propagator` has already decided the trace id of the request (derived
+When :mod:`lumen_otel._correlation.propagator` has already decided the trace id of the request (derived
 from an ``X-Correlation-ID`` header, see design section 4) it leaves it in the OpenTelemetry
 context under :data:`PENDING_TRACE_ID_KEY`; the generator hands that id to the next root span
 started in that context (the server span) instead of a random one. See the module docstring
-of :mod:`lumen_otel._propagator` for why it is done this way.
+of :mod:`lumen_otel._correlation.propagator` for why it is done this way.
 """
 
 from __future__ import annotations

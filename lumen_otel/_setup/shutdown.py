@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from lumen_otel._guard import internal_logger
+from lumen_otel._state import STATE
 
-__all__ = ["flush_on_sigterm", "keep_sigterm_flush_in_uvicorn_workers", "start_helper", "within"]
+__all__ = ["flush_on_sigterm", "start_helper", "within"]
 
 
 def start_helper(fn: Callable[[], Any], result: list[Any] | None = None) -> threading.Thread:
@@ -64,27 +64,8 @@ def flush_on_sigterm() -> None:
         return
 
 
-def keep_sigterm_flush_in_uvicorn_workers() -> None:
-    """gunicorn's ``UvicornWorker`` resets SIGTERM to the default action in each forked worker,
-    and uvicorn then re-raises it after its graceful stop: re-install the flush after that reset."""
-    workers = sys.modules.get("uvicorn.workers")
-    worker_class = getattr(workers, "UvicornWorker", None)
-    if worker_class is None or getattr(worker_class.init_signals, "_lumen_flush", False):
-        return
-    original = worker_class.init_signals
-
-    def init_signals(self: Any) -> None:
-        original(self)
-        flush_on_sigterm()
-
-    init_signals._lumen_flush = True  # type: ignore[attr-defined]
-    worker_class.init_signals = init_signals
-
-
 def _on_sigterm(signum: int, frame: object) -> None:
-    from lumen_otel._bootstrap import current_handle
-
-    handle = current_handle()
+    handle = STATE.handle
     if handle is not None:
         handle.shutdown()
     signal.signal(signum, signal.SIG_DFL)

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -394,10 +394,6 @@ class Settings:
     #: problems worth one warning at start-up (not errors)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
-    @property
-    def otlp_is_loopback(self) -> bool:
-        return self.otlp_endpoint is not None and _is_loopback(urlsplit(self.otlp_endpoint).hostname or "")
-
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, shown value, source) rows for ``lumen-otel doctor``; secrets are hidden."""
         rows = []
@@ -539,17 +535,8 @@ def _check_tls_files(env: Mapping[str, str], warnings: list[str]) -> None:
                 warnings.append(f"{variant}={raw} is readable by group/others; chmod 600 it.")
 
 
-def parameter_names() -> list[str]:
-    """Every environment variable lumen-otel reads, in table order."""
-    return [name for p in PARAMETERS for name in p.env]
-
-
-def settings_fields() -> list[str]:
-    return [f.name for f in fields(Settings) if f.name not in ("sources", "warnings")]
-
-
 def markdown_table() -> str:
-    """The README's configuration table (``python -m lumen_otel._settings`` prints it)."""
+    """The README's configuration table (``python -m lumen_otel._config.settings`` prints it)."""
     lines = [
         "| variable (first name wins) | meaning | accepted | default |",
         "|---|---|---|---|",

@@ -1,7 +1,7 @@
 """OTLP/HTTP log export with log records written straight in the wire format.
 
 A log record from the bridge has a string body and string, bool, int or float attributes; those
-are written here (``lumen_otel._otlp_wire``), anything else in a record goes to the upstream
+are written here (``lumen_otel._otlp.wire``), anything else in a record goes to the upstream
 encoder for that record. The bytes are always ``encode_logs(batch).SerializeToString()``'s
 (``tests/test_otlp_wire.py``), at about a fifth of its cost.
 """
@@ -11,12 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from opentelemetry.exporter.otlp.proto.common._internal._log_encoder import _encode_log
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExportResult
-
-from lumen_otel._otlp_wire import (
+from lumen_otel._compat import HttpLogExporter, LogRecordExportResult, ReadableLogRecord, encode_upstream_log
+from lumen_otel._otlp.wire import (
     Unsupported,
     any_value,
     attribute_entries,
@@ -31,7 +27,7 @@ from lumen_otel._otlp_wire import (
 __all__ = ["WireLogExporter", "encode_logs_request"]
 
 #: the upstream exporter's own logger: its messages keep their source
-_upstream_logger = logging.getLogger(OTLPLogExporter.__module__)
+_upstream_logger = logging.getLogger(HttpLogExporter.__module__)
 
 
 def _log_record(readable: ReadableLogRecord) -> bytes:
@@ -67,24 +63,22 @@ def _log_record(readable: ReadableLogRecord) -> bytes:
     return b"".join(parts)
 
 
-def _upstream_log_record(readable: ReadableLogRecord) -> bytes:
-    return _encode_log(readable).SerializeToString()  # type: ignore[no-any-return]
-
-
 def encode_logs_request(batch: Sequence[ReadableLogRecord]) -> bytes:
     """``ExportLogsServiceRequest`` bytes for ``batch``, grouped as the upstream encoder groups."""
-    return encode_request(batch, _log_record, _upstream_log_record)
+    return encode_request(batch, _log_record, encode_upstream_log)
 
 
-class WireLogExporter(OTLPLogExporter):
+class WireLogExporter(HttpLogExporter):
     """The upstream OTLP/HTTP log exporter with :func:`encode_logs_request` as its encoder.
 
-    ``export`` is the upstream one (SDK 1.45, pinned) with the encoding step swapped: the same
-    size check, self-metrics, retries, TLS and headers, the same bytes on the wire.
+    ``export`` is the upstream one with the encoding step swapped: the same size check,
+    self-metrics, retries, TLS and headers, the same bytes on the wire.
     """
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         if self._shutdown:
             return super().export(batch)  # the upstream warning and FAILURE
         outcomes = (LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE)
-        return export_encoded(self, batch, encode_logs_request, outcomes, "logs", _upstream_logger)
+        return export_encoded(
+            self, batch, encode_logs_request, outcomes, "logs", _upstream_logger, super().export
+        )

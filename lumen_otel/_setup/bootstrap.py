@@ -8,13 +8,10 @@ first returns the same handle: nothing is ever installed twice.
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import socket
 import sys
-import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +19,6 @@ from functools import partial
 from typing import Any
 
 from opentelemetry import metrics, trace
-from opentelemetry._logs import set_logger_provider
-from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -32,27 +27,27 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.util.types import AttributeValue
 
-from lumen_otel._correlation import CorrelationIdSpanProcessor
-from lumen_otel._exporters import build_exporter
+from lumen_otel._compat import LoggerProvider, LogRecordLimits, is_proxy_provider, set_logger_provider
+from lumen_otel._config.settings import Settings, load_settings
+from lumen_otel._correlation.context import CorrelationIdSpanProcessor
+from lumen_otel._correlation.propagator import install_propagators, install_response_propagator
+from lumen_otel._correlation.sampling import build_sampler
+from lumen_otel._correlation.trace_ids import UuidTraceIdGenerator
 from lumen_otel._guard import internal_logger
-from lumen_otel._ids import UuidTraceIdGenerator
 from lumen_otel._logging import pipeline as pipeline_module
+from lumen_otel._logging.bridge import OtlpBridge
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.files import SharedRotatingFile
-from lumen_otel._logging.otlp import OtlpBridge, ResilientLogProcessor
-from lumen_otel._propagator import install_propagators, install_response_propagator
+from lumen_otel._otlp.exporters import build_exporter
+from lumen_otel._otlp.processor import ResilientLogProcessor
 from lumen_otel._redaction import Redactor, set_default_redactor
 from lumen_otel._redaction.spans import RedactingSpanExporter
-from lumen_otel._sampling import build_sampler
-from lumen_otel._settings import Settings, load_settings
-from lumen_otel._shutdown import flush_on_sigterm, keep_sigterm_flush_in_uvicorn_workers, start_helper, within
+from lumen_otel._server_patches import keep_sigterm_flush_in_uvicorn_workers
+from lumen_otel._setup.shutdown import flush_on_sigterm, start_helper, within
+from lumen_otel._state import STATE
 from lumen_otel._version import __version__
 
 __all__ = ["TelemetryHandle", "bootstrap", "configure_logging"]
-
-_lock = threading.RLock()
-_handle: TelemetryHandle | None = None
-_PROCESS_INSTANCE_ID = str(uuid.uuid4())
 
 
 @dataclass
@@ -62,6 +57,7 @@ class TelemetryHandle:
     settings: Settings
     pipeline: pipeline_module.Pipeline
     logger_provider: LoggerProvider | None = None
+    log_record_limits: LogRecordLimits | None = field(default=None, repr=False)
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     resource: Resource | None = None
@@ -81,13 +77,12 @@ class TelemetryHandle:
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop; a hung collector cannot hold this beyond ``timeout`` seconds."""
-        global _handle  # noqa: PLW0603
-        with _lock:
+        with STATE.lock:
             if self._shut_down:
                 return
             self._shut_down = True
-            if _handle is self:
-                _handle = None
+            if STATE.handle is self:
+                STATE.handle = None
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self.pipeline.flush(timeout)
@@ -106,34 +101,18 @@ class TelemetryHandle:
 
 
 def build_resource(settings: Settings) -> Resource:
+    """The service's resource. ``service.instance.id`` comes from the SDK's own detector, which the
+    providers run again in each forked worker (gunicorn, uvicorn ``--workers``), so every worker
+    is an instance of its own."""
     attributes: dict[str, AttributeValue] = {
         "service.name": settings.service_name,
         "service.version": settings.service_version,
-        "service.instance.id": _PROCESS_INSTANCE_ID,
         "host.name": socket.gethostname(),
         "deployment.environment.name": settings.env,
         "telemetry.distro.name": "lumen-otel",
         "telemetry.distro.version": __version__,
     }
     return Resource.create(attributes)
-
-
-def _refresh_instance_id_after_fork(resource: Resource) -> None:
-    """Each forked worker (gunicorn, uvicorn --workers) is its own ``service.instance.id``.
-
-    Every tracer, meter and logger holds the same Resource object, so replacing its
-    attributes in the child is the one change that reaches them all. (Resource is
-    immutable in the public API; this private write is pinned by the SDK range.)
-    """
-    from opentelemetry.attributes import BoundedAttributes
-
-    def refresh() -> None:
-        attrs = dict(resource.attributes)
-        attrs["service.instance.id"] = str(uuid.uuid4())
-        resource._attributes = BoundedAttributes(attributes=attrs)
-
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=refresh)
 
 
 _OTEL_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
@@ -161,7 +140,11 @@ class _LogCounters:
 
 
 def _build_pipeline(
-    settings: Settings, redactor: Redactor, logger_provider: LoggerProvider | None, counters: _LogCounters
+    settings: Settings,
+    redactor: Redactor,
+    logger_provider: LoggerProvider | None,
+    limits: LogRecordLimits | None,
+    counters: _LogCounters,
 ) -> pipeline_module.Pipeline:
     log_file = None
     if settings.log_dir is not None:
@@ -177,7 +160,7 @@ def _build_pipeline(
         else (sys.stdout if settings.console else None),
         console_json=settings.log_format == "json",
         log_file=log_file,
-        otlp=OtlpBridge(logger_provider) if logger_provider is not None else None,
+        otlp=OtlpBridge(logger_provider, limits) if logger_provider is not None else None,
         queue_size=settings.log_queue_size,
         count_records=counters.count_records,
         count_dropped=counters.count_dropped,
@@ -227,36 +210,40 @@ def bootstrap(service_name: str | None = None, **overrides: Any) -> TelemetryHan
 def _setup(
     service_name: str | None, overrides: dict[str, Any], *, full: bool, launcher: bool
 ) -> TelemetryHandle:
-    global _handle  # noqa: PLW0603
-    with _lock:
-        if _handle is not None and (_handle.full or not full):
-            return _handle
+    with STATE.lock:
+        handle = STATE.handle
+        if handle is not None and (handle.full or not full):
+            return handle
         settings = load_settings(service_name=service_name, **overrides)
         sampler = build_sampler(os.environ) if full else None  # a bad sampler variable stops start-up too
         for warning in settings.warnings:
             internal_logger().warning("%s", warning)
-        if _handle is not None:  # configure_logging() earlier, bootstrap() now: upgrade in place
-            _handle = _upgrade(_handle, settings, sampler, launcher)
-            return _handle
-        _handle = _install(settings, sampler, launcher=launcher)
-        atexit.register(_handle.shutdown)
+        if handle is not None:  # configure_logging() earlier, bootstrap() now: upgrade in place
+            STATE.handle = _upgrade(handle, settings, sampler, launcher)
+            return STATE.handle
+        handle = STATE.handle = _install(settings, sampler, launcher=launcher)
+        atexit.register(handle.shutdown)
         flush_on_sigterm()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=keep_sigterm_flush_in_uvicorn_workers)
-        return _handle
+        return handle
 
 
 def _install(settings: Settings, sampler: Sampler | None, *, launcher: bool) -> TelemetryHandle:
     resource = build_resource(settings)
-    _refresh_instance_id_after_fork(resource)
     redactor = _build_redactor(settings)
     set_default_redactor(redactor)
     counters = _LogCounters()
-    logger_provider = _logger_provider(settings, resource, counters)
-    pipeline = _build_pipeline(settings, redactor, logger_provider, counters)
+    limits = LogRecordLimits()
+    logger_provider = _logger_provider(settings, resource, limits, counters)
+    pipeline = _build_pipeline(settings, redactor, logger_provider, limits, counters)
     pipeline_module.install(pipeline, settings.log_level)
     handle = TelemetryHandle(
-        settings=settings, pipeline=pipeline, logger_provider=logger_provider, resource=resource
+        settings=settings,
+        pipeline=pipeline,
+        logger_provider=logger_provider,
+        log_record_limits=limits,
+        resource=resource,
     )
     if sampler is not None:
         _install_tracing_and_metrics(handle, redactor, sampler, launcher)
@@ -271,10 +258,12 @@ def _upgrade(
     return handle
 
 
-def _logger_provider(settings: Settings, resource: Resource, counters: _LogCounters) -> LoggerProvider | None:
+def _logger_provider(
+    settings: Settings, resource: Resource, limits: LogRecordLimits, counters: _LogCounters
+) -> LoggerProvider | None:
     if settings.otlp_endpoint is None and not os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"):
         return None
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False, log_record_limits=limits)
     provider.add_log_record_processor(
         ResilientLogProcessor(
             build_exporter(settings, "logs"),
@@ -323,7 +312,7 @@ def _install_tracing_and_metrics(
 
 def _set_global(setter: Callable[[Any], None], getter: Callable[[], Any], provider: Any, kind: str) -> None:
     current = getter()
-    if type(current).__module__.startswith("opentelemetry.sdk"):
+    if not is_proxy_provider(current):
         internal_logger().warning(
             "a global %s was already set by someone else; lumen-otel's is not installed", kind
         )
@@ -370,16 +359,4 @@ def _instrument_installed_libraries(settings: Settings) -> None:
 
 
 def current_handle() -> TelemetryHandle | None:
-    return _handle
-
-
-def _reset_for_tests() -> None:
-    """Forget the handle so a test can configure again (globals the SDK keeps stay)."""
-    global _handle  # noqa: PLW0603
-    with _lock:
-        if _handle is not None:
-            _handle.shutdown(timeout=2.0)
-        _handle = None
-    logging.getLogger().handlers[:] = [
-        h for h in logging.getLogger().handlers if not isinstance(h, pipeline_module.RootHandler)
-    ]
+    return STATE.handle

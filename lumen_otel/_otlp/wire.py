@@ -17,12 +17,13 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from opentelemetry.exporter.otlp.proto.common._internal import (
-    _encode_instrumentation_scope,
-    _encode_resource,
+from lumen_otel._compat import (
+    WIRE_ENCODERS,
+    attribute_items,
+    encoded_instrumentation_scope,
+    encoded_resource,
+    post_serialized,
 )
-from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
-from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 _Result = TypeVar("_Result")
 
@@ -100,11 +101,8 @@ def attribute_entries(tag: bytes, attributes: Mapping[str, Any] | None, add: Cal
     """Append one ``KeyValue`` field under ``tag`` per attribute."""
     if not attributes:
         return
-    # The SDK's BoundedAttributes keeps a plain dict: iterate that, not the Python-level mapping.
-    inner = getattr(attributes, "_dict", None)
-    items = inner.items() if type(inner) is dict else attributes.items()
     entries = _ENTRIES
-    for key, value in items:
+    for key, value in attribute_items(attributes):
         kind = type(value)
         cache_key = (tag, key, kind, value) if kind is str or kind is int or kind is bool else None
         entry = entries.get(cache_key) if cache_key is not None else None
@@ -120,13 +118,13 @@ def attribute_entries(tag: bytes, attributes: Mapping[str, Any] | None, add: Cal
 @functools.lru_cache(maxsize=64)
 def _resource_bytes(resource: Any) -> bytes:
     """A service has one resource: serialised once (upstream's encoder, so the same bytes)."""
-    return _encode_resource(resource).SerializeToString()  # type: ignore[no-any-return]
+    return encoded_resource(resource)
 
 
 @functools.lru_cache(maxsize=4096)
 def _scope_bytes(scope: Any) -> bytes:
     """One instrumentation scope per logger or tracer name: serialised once."""
-    return _encode_instrumentation_scope(scope).SerializeToString()  # type: ignore[no-any-return]
+    return encoded_instrumentation_scope(scope)
 
 
 def encode_request(
@@ -178,38 +176,17 @@ def export_encoded(
     outcomes: tuple[_Result, _Result],
     what: str,
     logger: logging.Logger,
+    upstream_export: Callable[[Sequence[Any]], _Result],
 ) -> _Result:
-    """The upstream OTLP/HTTP exporters' ``export`` (SDK 1.45, pinned) with ``encode`` as its
-    encoding step: the same self-metrics, size check, messages, retries, TLS and headers.
-    ``outcomes`` is (success, failure) of the signal's result enum; ``what`` names the batch as
-    upstream's messages do ("logs", "span")."""
+    """The upstream OTLP/HTTP exporter's ``export`` with ``encode`` as its encoding step: the same
+    self-metrics, size check, messages, retries, TLS and headers. ``outcomes`` is (success,
+    failure) of the signal's result enum; ``what`` names the batch as upstream's messages do
+    ("logs", "span"). Where that step cannot be borrowed, ``upstream_export`` (the exporter's own,
+    with upstream's encoder) sends the batch."""
+    if not WIRE_ENCODERS:
+        return upstream_export(items)
     success, failure = outcomes
-    with exporter._metrics.export_operation(len(items)) as result:
-        try:
-            serialized = encode(items)
-        except Exception as error:  # noqa: BLE001 - as upstream: a failed encode fails the batch
-            logger.error("Failed to encode %s batch: %s", what, error)
-            result.error = error
-            return failure
-        if _is_request_too_large(serialized, exporter._max_request_size):
-            logger.warning(
-                "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                what,
-                len(serialized),
-                exporter._max_request_size,
-            )
-            result.error = RequestPayloadTooLargeError(
-                f"Serialized {what} request size {len(serialized)} bytes exceeds max_request_size "
-                f"{exporter._max_request_size} bytes."
-            )
-            return failure
-        export_result = exporter._client.export(serialized)
-        if not export_result.success:
-            result.error = export_result.error
-            result.error_attrs = (
-                {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
-                if export_result.status_code is not None
-                else None
-            )
-            return failure
-    return success
+    sent = post_serialized(exporter, len(items), lambda: encode(items), what, logger)
+    if sent is None:
+        return upstream_export(items)
+    return success if sent else failure

@@ -43,7 +43,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext
 
-from lumen_otel._ids import PENDING_TRACE_ID_KEY, new_trace_id, trace_id_to_uuid
+from lumen_otel._correlation.trace_ids import PENDING_TRACE_ID_KEY, new_trace_id, trace_id_to_uuid
 
 __all__ = [
     "CORRELATION_ID_KEY",

@@ -94,7 +94,7 @@ def build_sampler(environ: Mapping[str, str]) -> Sampler:
 
 
 def _custom_sampler(name: str, raw_name: str, arg: str | None) -> Sampler:
-    from opentelemetry.util._importlib_metadata import entry_points
+    from importlib.metadata import entry_points
 
     accepted = "one of " + ", ".join(_KNOWN) + " or a sampler registered under opentelemetry_traces_sampler"
     found = list(entry_points(group="opentelemetry_traces_sampler", name=name))

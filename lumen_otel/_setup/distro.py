@@ -37,7 +37,7 @@ class LumenDistro(BaseDistro):  # type: ignore[misc]  # the launcher's base clas
 
 
 def _fastapi_internal_spans() -> bool:
-    from lumen_otel._bootstrap import current_handle
+    from lumen_otel._setup.bootstrap import current_handle
 
     handle = current_handle()
     return handle is not None and handle.settings.fastapi_internal_spans
@@ -47,7 +47,7 @@ class LumenConfigurator:
     """Entry point ``opentelemetry_configurator: lumen``."""
 
     def configure(self, **kwargs: Any) -> None:
-        from lumen_otel._bootstrap import _setup
+        from lumen_otel._setup.bootstrap import _setup
 
         try:
             _setup(None, {}, full=True, launcher=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from lumen_otel._settings import Settings
+from lumen_otel._config.settings import Settings
 
 __all__ = ["build_exporter", "pinned_ca_session", "signal_endpoint"]
 
@@ -33,9 +33,9 @@ def build_exporter(settings: Settings, signal: str) -> Any:
     endpoint = signal_endpoint(settings, signal)
     if settings.otlp_protocol == "grpc":
         if signal == "logs":
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
+            from lumen_otel._compat import grpc_log_exporter
 
-            return GrpcLogs(endpoint=endpoint, insecure=_grpc_insecure(settings))
+            return grpc_log_exporter()(endpoint=endpoint, insecure=_grpc_insecure(settings))
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
 
@@ -45,11 +45,11 @@ def build_exporter(settings: Settings, signal: str) -> Any:
         return GrpcMetrics(endpoint=endpoint, insecure=_grpc_insecure(settings))
     if signal == "logs":
         # the upstream exporter with a cheaper encoder that writes the same bytes
-        from lumen_otel._logging.otlp_wire import WireLogExporter
+        from lumen_otel._otlp.logs import WireLogExporter
 
         return WireLogExporter(endpoint=endpoint, session=pinned_ca_session())
     if signal == "traces":
-        from lumen_otel._spans_wire import WireSpanExporter  # the same bytes, a cheaper encoder
+        from lumen_otel._otlp.spans import WireSpanExporter  # the same bytes, a cheaper encoder
 
         return WireSpanExporter(endpoint=endpoint, session=pinned_ca_session())
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter

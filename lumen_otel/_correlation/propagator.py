@@ -56,14 +56,14 @@ from opentelemetry.context import Context
 from opentelemetry.propagators import textmap
 from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, TextMapPropagator
 
-from lumen_otel._correlation import (
+from lumen_otel._correlation.context import (
     CORRELATION_ID_KEY,
     DEFAULT_HEADER,
     context_with,
     get_correlation_id,
     resolve,
 )
-from lumen_otel._ids import trace_id_to_uuid
+from lumen_otel._correlation.trace_ids import trace_id_to_uuid
 from lumen_otel.exceptions import ConfigError
 
 __all__ = [

@@ -1,7 +1,7 @@
 """OTLP/HTTP span export with spans written straight in the wire format.
 
 Spans without events or links and with scalar attributes (nearly every server and client
-span) are written here (``lumen_otel._otlp_wire``); any other span goes to the upstream encoder
+span) are written here (``lumen_otel._otlp.wire``); any other span goes to the upstream encoder
 for that span. The bytes are always ``encode_spans(batch).SerializePartialToString()``'s
 (``tests/test_otlp_wire.py``). The export thread encodes on the service's GIL, so a cheaper
 encoder is less time the request path waits for it.
@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _SPAN_KIND_MAP, _encode_span
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from lumen_otel._otlp_wire import (
+from lumen_otel._compat import encode_upstream_span, otlp_span_kind, span_fields
+from lumen_otel._otlp.wire import (
     Unsupported,
     attribute_entries,
     delimited,
@@ -38,10 +38,7 @@ _FLAGS_FIELD = b"\x85\x01"  # field 16, fixed32
 
 def _span(span: ReadableSpan) -> bytes:
     """One ``Span`` message, fields in number order, defaults left out (proto3)."""
-    # ReadableSpan's own fields (SDK 1.45, pinned): its properties copy events and links into
-    # tuples and wrap attributes in a proxy, which is most of what reading a span costs here.
-    events = span._events if hasattr(span, "_events") else span.events
-    links = span._links if hasattr(span, "_links") else span.links
+    events, links, attributes = span_fields(span)
     if events or links:
         raise Unsupported
     context = span.get_span_context()
@@ -61,14 +58,14 @@ def _span(span: ReadableSpan) -> bytes:
     name = span.name.encode("utf-8")
     if name:
         add(b"\x2a" + varint(len(name)) + name)
-    kind = _SPAN_KIND_MAP[span.kind]
+    kind = otlp_span_kind(span.kind)
     if kind:
         add(b"\x30" + varint(kind))
     if span.start_time:
         add(b"\x39" + pack_fixed64(span.start_time))
     if span.end_time:
         add(b"\x41" + pack_fixed64(span.end_time))
-    attribute_entries(b"\x4a", getattr(span, "_attributes", None) or span.attributes, add)
+    attribute_entries(b"\x4a", attributes, add)
     for tag, count in (
         (b"\x50", span.dropped_attributes),
         (b"\x60", span.dropped_events),
@@ -89,24 +86,22 @@ def _span(span: ReadableSpan) -> bytes:
     return b"".join(parts)
 
 
-def _upstream_span(span: ReadableSpan) -> bytes:
-    return _encode_span(span).SerializePartialToString()  # type: ignore[no-any-return]
-
-
 def encode_spans_request(spans: Sequence[ReadableSpan]) -> bytes:
     """``ExportTraceServiceRequest`` bytes for ``spans``, grouped as the upstream encoder groups."""
-    return encode_request(spans, _span, _upstream_span)
+    return encode_request(spans, _span, encode_upstream_span)
 
 
 class WireSpanExporter(OTLPSpanExporter):
     """The upstream OTLP/HTTP span exporter with :func:`encode_spans_request` as its encoder.
 
-    ``export`` is the upstream one (SDK 1.45, pinned) with the encoding step swapped: the same
-    size check, self-metrics, retries, TLS and headers, the same bytes on the wire.
+    ``export`` is the upstream one with the encoding step swapped: the same size check,
+    self-metrics, retries, TLS and headers, the same bytes on the wire.
     """
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             return super().export(spans)  # the upstream warning and FAILURE
         outcomes = (SpanExportResult.SUCCESS, SpanExportResult.FAILURE)
-        return export_encoded(self, spans, encode_spans_request, outcomes, "span", _upstream_logger)
+        return export_encoded(
+            self, spans, encode_spans_request, outcomes, "span", _upstream_logger, super().export
+        )

@@ -1,0 +1,72 @@
+"""Every monkeypatch lumen-otel applies to servers and to ``logging.config``, in one place.
+
+Servers configure logging after lumen-otel did, and some reset signal handlers in the
+workers they fork. Each patch here wraps the original, calls it first, then puts back what
+lumen-otel needs; each is applied once per process and names the versions it was checked on.
+
+- ``logging.config.dictConfig``/``fileConfig`` (uvicorn's ``log_config``, Django's ``LOGGING``)
+  and gunicorn's ``glogging.Logger.setup`` (checked on gunicorn 23): the server loggers are
+  routed through the pipeline again afterwards.
+- gunicorn's ``uvicorn.workers.UvicornWorker.init_signals`` (checked on uvicorn 0.3x): it sets
+  SIGTERM back to the default action in each worker; lumen-otel's flush is installed again.
+"""
+
+from __future__ import annotations
+
+import logging.config
+import sys
+from typing import Any
+
+from lumen_otel._state import STATE
+
+__all__ = ["keep_sigterm_flush_in_uvicorn_workers", "patch_logging_config"]
+
+
+def patch_logging_config() -> None:
+    """Re-apply the routing of server loggers after ``dictConfig``/``fileConfig`` and after
+    gunicorn sets up its loggers."""
+    if STATE.logging_config_patched:
+        return
+    STATE.logging_config_patched = True
+    from lumen_otel._logging.pipeline import route_server_loggers
+
+    for name in ("dictConfig", "fileConfig"):
+        original = getattr(logging.config, name)
+
+        def wrapper(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            result = __original(*args, **kwargs)
+            route_server_loggers()
+            return result
+
+        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(logging.config, name, wrapper)
+    try:
+        from gunicorn import glogging
+    except ImportError:
+        return
+    original_setup = glogging.Logger.setup
+
+    def setup(self: Any, cfg: Any) -> None:
+        original_setup(self, cfg)
+        route_server_loggers()
+
+    glogging.Logger.setup = setup
+
+
+def keep_sigterm_flush_in_uvicorn_workers() -> None:
+    """gunicorn's ``UvicornWorker`` resets SIGTERM to the default action in each forked worker,
+    and uvicorn then re-raises it after its graceful stop: re-install the flush after that reset."""
+    workers = sys.modules.get("uvicorn.workers")
+    worker_class = getattr(workers, "UvicornWorker", None)
+    if worker_class is None or getattr(worker_class.init_signals, "_lumen_flush", False):
+        return
+    original = worker_class.init_signals
+
+    def init_signals(self: Any) -> None:
+        original(self)
+        from lumen_otel._setup.shutdown import flush_on_sigterm
+
+        flush_on_sigterm()
+
+    init_signals._lumen_flush = True  # type: ignore[attr-defined]
+    worker_class.init_signals = init_signals
