@@ -37,6 +37,7 @@ from opentelemetry.sdk._logs import (
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 __all__ = [
+    "DIRECT_RECORDS",
     "WIRE_ENCODERS",
     "ApiLogRecord",
     "HttpLogExporter",
@@ -55,12 +56,14 @@ __all__ = [
     "encode_upstream_span",
     "encoded_instrumentation_scope",
     "encoded_resource",
+    "exporter_is_shut_down",
     "get_logger_provider",
     "grpc_log_exporter",
     "is_proxy_provider",
     "log_record_processors",
     "otlp_span_kind",
     "post_serialized",
+    "readable_log_record",
     "set_clean_attributes",
     "set_logger_provider",
     "span_fields",
@@ -166,6 +169,12 @@ def post_serialized(
     return True
 
 
+def exporter_is_shut_down(exporter: Any) -> bool:
+    """Whether an upstream OTLP exporter was shut down (``_shutdown``, checked on 1.45.1); without
+    the name, ``False``: its own ``export`` then refuses the batch as it always does."""
+    return bool(getattr(exporter, "_shutdown", False))
+
+
 class RequestTooLargeError(Exception):
     """A serialized request larger than the exporter's ``max_request_size``."""
 
@@ -196,6 +205,66 @@ def set_clean_attributes(writable: Any, attributes: dict[str, Any]) -> None:
     bounded = writable.log_record.attributes
     if type(getattr(bounded, "_dict", None)) is dict:
         bounded._dict = attributes
+
+
+# ---------------------------------------------------------------- log records built directly
+
+_API_RECORD_FIELDS = frozenset(
+    (
+        "timestamp",
+        "observed_timestamp",
+        "context",
+        "trace_id",
+        "span_id",
+        "trace_flags",
+        "severity_text",
+        "severity_number",
+        "body",
+        "attributes",
+        "event_name",
+        "exception",
+    )
+)
+_READABLE_FIELDS = frozenset(("log_record", "resource", "instrumentation_scope", "limits"))
+
+
+def _fields_match() -> bool:
+    from opentelemetry.sdk.resources import Resource
+
+    try:
+        api = ApiLogRecord(timestamp=0, body="")
+        readable = ReadableLogRecord(
+            log_record=api, resource=Resource.get_empty(), instrumentation_scope=None
+        )
+    except Exception:  # noqa: BLE001 - another signature: the public constructors are used
+        return False
+    return set(vars(api)) == _API_RECORD_FIELDS and set(vars(readable)) == _READABLE_FIELDS
+
+
+#: whether a finished record can be assembled field by field: the record classes hold exactly
+#: these instance fields (checked on 1.45.1); otherwise the public constructors build it
+DIRECT_RECORDS = _fields_match()
+_new_object = object.__new__
+
+
+def readable_log_record(
+    fields: dict[str, Any], resource: Any, scope: Any, limits: LogRecordLimits | None
+) -> ReadableLogRecord:
+    """The ``ReadableLogRecord`` ``Logger.emit`` would hand its processor, for ``fields`` that are
+    already clean (the API record's fields, ``context`` left ``None``: no exporter reads it).
+
+    Assembled without the constructors' work (current-span look-up, attribute re-validation)
+    when :data:`DIRECT_RECORDS`; with the public constructors otherwise."""
+    if DIRECT_RECORDS:
+        api = _new_object(ApiLogRecord)
+        api.__dict__.update(fields)
+        readable = _new_object(ReadableLogRecord)
+        readable.__dict__.update(
+            log_record=api, resource=resource, instrumentation_scope=scope, limits=limits
+        )
+        return readable
+    api = ApiLogRecord(**{k: v for k, v in fields.items() if k != "context"})
+    return ReadableLogRecord(log_record=api, resource=resource, instrumentation_scope=scope, limits=limits)
 
 
 # ---------------------------------------------------------------- providers and loggers

@@ -5,7 +5,7 @@
     from lumen_otel.fastapi import CorrelationIdMiddleware
     app.add_middleware(CorrelationIdMiddleware)          # or: app = CorrelationIdMiddleware(app)
 
-It takes the request's correlation ID (design §4: reused from the OpenTelemetry
+It takes the request's correlation ID (reused from the OpenTelemetry
 instrumentation when that ran, else worked out from ``traceparent`` and the header here),
 makes it current for the request (:func:`lumen_otel.get_correlation_id`, log records,
 outgoing httpx calls, threads and tasks started from the request) and puts it on every

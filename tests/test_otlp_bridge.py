@@ -18,8 +18,8 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 from lumen_otel._logging.bridge import OtlpBridge
-from lumen_otel._otlp.processor import ResilientLogProcessor
 from lumen_otel._logging.enrich import Enricher
+from lumen_otel._otlp.processor import ResilientLogProcessor
 from lumen_otel._redaction import Redactor
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

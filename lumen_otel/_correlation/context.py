@@ -1,4 +1,4 @@
-"""Correlation IDs: the current one, validation, and the ID <-> trace id mapping (design §4).
+"""Correlation IDs: the current one, validation, and the ID <-> trace id mapping.
 
 The correlation ID of the current request lives in two places that always agree:
 
@@ -9,7 +9,7 @@ The correlation ID of the current request lives in two places that always agree:
   the middlewares; it follows the OpenTelemetry context into threads
   (``opentelemetry-instrumentation-threading``) where plain context variables do not go.
 
-The mapping (design §4), implemented once in :func:`resolve` for the propagator, the
+The mapping (see ``docs/correlation.md``), implemented once in :func:`resolve` for the propagator, the
 middlewares and :func:`correlation_scope`:
 
 =================================  ==============================  =============================
@@ -187,7 +187,7 @@ def _candidates(raw: str | bytes | Iterable[str | bytes]) -> list[str]:
 def parse_correlation_id(raw: str | bytes | Iterable[str | bytes] | None, *, warn: bool = True) -> str | None:
     """Validate an incoming correlation ID; the normalised value, or None when it is rejected.
 
-    ``raw`` is a header value, or all values of a repeated header. Rules (design §4): 1-128
+    ``raw`` is a header value, or all values of a repeated header. Rules: 1-128
     characters of ``A-Z a-z 0-9 . _ : + = / @ -``, the first a letter or digit; a UUID in any
     case, in braces or as ``urn:uuid:`` becomes its canonical lower-case form; the nil UUID,
     several different values and values the PHI redactor would change are rejected.
@@ -333,7 +333,7 @@ def take_finished_request() -> FinishedRequest | None:
 class CorrelationIdSpanProcessor(SpanProcessor):
     """Puts ``correlation_id`` on server, consumer and local root spans when they start.
 
-    With a caller's own ``traceparent`` *and* header (design §4, first row) the trace id and
+    With a caller's own ``traceparent`` *and* header (the first row of the mapping) the trace id and
     the ID are unrelated; the attribute lets a tracing backend find the trace by the ID too.
     """
 

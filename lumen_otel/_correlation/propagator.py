@@ -2,7 +2,7 @@
 
 How a correlation ID becomes the server span's trace id
 -------------------------------------------------------
-When a request carries no ``traceparent``, design §4 wants the server span's trace id to be
+When a request carries no ``traceparent``, the mapping wants the server span's trace id to be
 derived from ``X-Correlation-ID`` (a UUID's own bits, else SHA-256) or freshly generated.
 ``extract`` cannot create the server span, so the derived id has to reach the SDK some other
 way. Two ways were considered:
@@ -12,9 +12,9 @@ way. Two ways were considered:
    shows a "missing parent", the server span is never a root, and ``ParentBased`` sampling
    would follow a sampled flag we made up.
 2. **A pending trace id read by the id generator** (chosen). ``extract`` puts the derived id
-   in the OpenTelemetry context (:data:`lumen_otel._ids.PENDING_TRACE_ID_KEY`) and leaves the
-   current span empty; :class:`lumen_otel._ids.UuidTraceIdGenerator` returns that id when
-   the SDK asks for the trace id of a new root span. The server span is a true root, and the
+   in the OpenTelemetry context (:data:`~lumen_otel._correlation.trace_ids.PENDING_TRACE_ID_KEY`)
+   and leaves the current span empty; :class:`~lumen_otel.tracing.UuidTraceIdGenerator` returns
+   that id when the SDK asks for the trace id of a new root span. The server span is a true root, and the
    root sampler (ratio on the random 56 bits) decides, deterministically from the trace id,
    so every legacy hop that forwards only the header makes the same sampling decision.
 
@@ -117,7 +117,7 @@ def _already_set(carrier: Any, header: str) -> bool:
 class CorrelationIdPropagator(TextMapPropagator):
     """Carries the correlation ID in ``X-Correlation-ID`` and maps it onto trace context.
 
-    ``extract`` applies design §4: with a valid ``traceparent`` (already extracted by the
+    ``extract`` applies the mapping: with a valid ``traceparent`` (already extracted by the
     trace-context propagator before this one), the span context stays and the correlation ID
     is the header or the trace id as a UUID; without one, the trace id of the coming server
     span is derived from the header (or made new) and handed to the id generator. The ID is

@@ -43,7 +43,8 @@ def new_trace_id() -> int:
 
 
 def trace_id_to_uuid(trace_id: int) -> str:
-    """The trace id in canonical lower-case UUID form (the correlation ID of design §4)."""
+    """The trace id in canonical lower-case UUID form: the correlation ID of a request that came
+    without one."""
     return str(uuid.UUID(int=trace_id))
 
 

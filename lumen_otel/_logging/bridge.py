@@ -25,6 +25,7 @@ from lumen_otel._compat import (
     SeverityNumber,
     count_emitted_log,
     log_record_processors,
+    readable_log_record,
     set_clean_attributes,
 )
 from lumen_otel._logging.formatters import record_to_json
@@ -60,7 +61,6 @@ def _attribute_value(value: Any) -> Any:
     return record_to_json(value).decode("utf-8").rstrip("\n")
 
 
-_new_object = object.__new__
 _TRACE_FLAGS = {0: TraceFlags(0), 1: TraceFlags(1)}
 
 
@@ -173,34 +173,26 @@ class OtlpBridge:
 
         ``logger.emit`` costs as much as the rest of the bridge: an API record that looks up
         the current span, a read-write record that re-validates the attributes, the SDK's
-        processor fan-out, then the processor's frozen copy. Every field is the same (pinned to
-        SDK 1.45's record classes; ``tests/test_otlp_bridge.py`` compares the two paths), minus
-        ``context``, which no exporter reads: the trace and span ids are fields of their own.
+        processor fan-out, then the processor's frozen copy. Every field is the same
+        (``tests/test_otlp_bridge.py`` compares the two paths), minus ``context``, which no
+        exporter reads: the trace and span ids are fields of their own.
         """
-        api_record = _new_object(ApiLogRecord)
-        api_record.__dict__.update(
-            timestamp=int(record.created * 1e9),
-            observed_timestamp=time.time_ns(),
-            context=None,
-            trace_id=int(trace_id, 16) if trace_id is not None else 0,
-            span_id=int(getattr(record, "span_id", None) or "0", 16) if trace_id is not None else 0,
-            trace_flags=_trace_flags(getattr(record, "trace_flags", 0) if trace_id is not None else 0),
-            severity_text=severity_text,
-            severity_number=severity_number,
-            body=body,
-            attributes=attributes,
-            event_name=None,
-            exception=None,
-        )
+        fields = {
+            "timestamp": int(record.created * 1e9),
+            "observed_timestamp": time.time_ns(),
+            "context": None,
+            "trace_id": int(trace_id, 16) if trace_id is not None else 0,
+            "span_id": int(getattr(record, "span_id", None) or "0", 16) if trace_id is not None else 0,
+            "trace_flags": _trace_flags(getattr(record, "trace_flags", 0) if trace_id is not None else 0),
+            "severity_text": severity_text,
+            "severity_number": severity_number,
+            "body": body,
+            "attributes": attributes,
+            "event_name": None,
+            "exception": None,
+        }
         count_emitted_log(logger)
-        readable = _new_object(ReadableLogRecord)
-        readable.__dict__.update(
-            log_record=api_record,
-            resource=logger.resource,
-            instrumentation_scope=logger.instrumentation_scope,
-            limits=self._fast_limits,
-        )
-        return readable
+        return readable_log_record(fields, logger.resource, logger.instrumentation_scope, self._fast_limits)
 
     def _attributes_are_clean(self, attributes: dict[str, Any]) -> bool:
         """True when the SDK's attribute cleaning would return ``attributes`` unchanged."""
@@ -230,8 +222,8 @@ class OtlpBridge:
         attributes: dict[str, Any],
     ) -> None:
         """``logger.emit`` with a record built here: the same SDK record, minus the per-value
-        re-validation of ``BoundedAttributes`` (two thirds of the SDK's cost per record,
-        measured by benchmarks/bench_logging.py) for values :meth:`emit` already made clean."""
+        re-validation of ``BoundedAttributes`` (most of the SDK's cost per record, see
+        ``benchmarks/bench_logging.py``) for values :meth:`emit` already made clean."""
         limits = self._fast_limits
         assert limits is not None  # _attributes_are_clean() said so
         api_record = ApiLogRecord(

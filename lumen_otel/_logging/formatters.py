@@ -18,7 +18,7 @@ import orjson
 
 __all__ = ["CORE_FIELDS", "ColorFormatter", "JsonFormatter", "record_to_dict", "record_to_json", "use_color"]
 
-#: the keys every JSON record starts with, in this order (design §5); extras and ``exception`` follow
+#: the keys every JSON record starts with, in this order; extras and ``exception`` follow
 CORE_FIELDS = (
     "timestamp",
     "level",

@@ -11,7 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from lumen_otel._compat import HttpLogExporter, LogRecordExportResult, ReadableLogRecord, encode_upstream_log
+from lumen_otel._compat import (
+    HttpLogExporter,
+    LogRecordExportResult,
+    ReadableLogRecord,
+    encode_upstream_log,
+    exporter_is_shut_down,
+)
 from lumen_otel._otlp.wire import (
     Unsupported,
     any_value,
@@ -76,7 +82,7 @@ class WireLogExporter(HttpLogExporter):
     """
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        if self._shutdown:
+        if exporter_is_shut_down(self):
             return super().export(batch)  # the upstream warning and FAILURE
         outcomes = (LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE)
         return export_encoded(

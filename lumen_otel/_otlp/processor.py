@@ -162,9 +162,9 @@ class ResilientLogProcessor(LogRecordProcessor):
         """Export queued batches; a batch leaves the queue only once accepted.
 
         The worker (``full_batches_only``) sends what is queued, then goes on only while a full
-        batch waits: chasing the records that trickle in during an export sent a request per
-        handful of records (measured under uvicorn: ~20 posts/s of 2-5 records each). The rest
-        goes with the next tick; flush and shutdown still drain everything.
+        batch waits: chasing the records that trickle in during an export would send a request
+        per handful of records under a steady trickle of requests. The rest goes with the next
+        tick; flush and shutdown still drain everything.
         """
         wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not self._export_lock.acquire(timeout=wait):

@@ -16,7 +16,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from lumen_otel._compat import encode_upstream_span, otlp_span_kind, span_fields
+from lumen_otel._compat import encode_upstream_span, exporter_is_shut_down, otlp_span_kind, span_fields
 from lumen_otel._otlp.wire import (
     Unsupported,
     attribute_entries,
@@ -99,7 +99,7 @@ class WireSpanExporter(OTLPSpanExporter):
     """
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._shutdown:
+        if exporter_is_shut_down(self):
             return super().export(spans)  # the upstream warning and FAILURE
         outcomes = (SpanExportResult.SUCCESS, SpanExportResult.FAILURE)
         return export_encoded(
