@@ -3,7 +3,7 @@
 The baseline is what a first attempt looks like: ten patterns applied one after another with
 ``re.sub``. Rounds are interleaved (redactor, baseline, redactor, ...) so a noisy machine hurts
 both alike, and the median round is reported; times are the process's CPU time per record.
-Targets (issue 4): on a clean 120-character message the redactor costs <= 25 % of the baseline;
+Targets: on a clean 120-character message the redactor costs <= 25 % of the baseline;
 on a PHI-bearing one <= 60 %.
 
     .venv/bin/python benchmarks/bench_redaction.py [--rounds 15] [--number 2000] [--json]

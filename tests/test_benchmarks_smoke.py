@@ -2,7 +2,7 @@
 
 Timings on a shared CI machine mean nothing; what this guards is that the script (and the
 lumen-otel internals it builds the pipeline from) still run, count drops, and print the ratio
-lines the README's performance table is made from.
+lines the performance table in docs/performance.md is made from.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The X-Correlation-ID propagator: design §4 on extract, the header on inject, response echo."""
+"""The X-Correlation-ID propagator: the ID <-> trace-context mapping on extract, the header on
+inject, the response echo."""
 
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ def _server_span(headers: dict[str, str]) -> trace.Span:
         otel_context.detach(token)
 
 
-class TestExtractFollowsTheDesignTable:
-    """One test per row of design §4, through the composite bootstrap installs."""
+class TestExtractFollowsTheMapping:
+    """One test per row of the correlation-ID <-> trace-context mapping, through the composite
+    propagator bootstrap installs."""
 
     @pytest.fixture(autouse=True)
     def _installed(self, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,13 +7,13 @@ import hmac
 import os
 import subprocess
 import sys
-import time
 from collections import namedtuple
 from typing import Any
 
 import pytest
 
 from lumen_otel._redaction import Redactor, get_default_redactor, redact, set_default_redactor
+from tests.reliability.conftest import cpu_deadline
 
 R = Redactor()
 
@@ -152,7 +152,8 @@ NEGATIVE = [
     ("log prefix", "2026-11-26 10:41:00,123 INFO request done in 12 ms"),
 ]
 
-# Never redacted, wherever they appear (design §7 and issue 4).
+# Never redacted, wherever they appear: the ids, timestamps, durations, statuses and versions that
+# correlate and read the logs, even next to a PHI label.
 NEVER = [
     ("uuid / correlation id", "correlation_id=a7ecc7ee-126e-40a3-b3a7-1b0035b22427"),
     ("uuid in braces, upper case", "{A7ECC7EE-126E-40A3-B3A7-1B0035B22427}"),
@@ -452,15 +453,6 @@ class TestConfiguration:
         assert "MRN [REDACTED:MRN]" == redact("MRN 1234567")
 
 
-def _seconds(fn: Any, arg: str) -> float:
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        fn(arg)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 class TestFailureIsContained:
     @staticmethod
     def _break(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -483,8 +475,11 @@ class TestFailureIsContained:
             Redactor().redact_text("SSN 123-45-6789")
 
 
-class TestAdversarialInputsStayLinear:
-    """10x the input must cost about 10x the time, never 100x (catastrophic backtracking)."""
+class TestAdversarialInputsCannotStall:
+    """A megabyte of one repeated unit is redacted within a CPU-time budget: linear patterns take
+    well under a second of CPU for it; one that backtracks (quadratic or worse) takes tens of
+    minutes or never ends, and is interrupted. The 10 KB -> 100 KB cost ratio is measured, not
+    asserted, in benchmarks/bench_redos.py."""
 
     @pytest.mark.parametrize(
         "unit",
@@ -514,12 +509,11 @@ class TestAdversarialInputsStayLinear:
         ],
         ids=repr,
     )
-    def test_ten_times_longer_costs_at_most_about_ten_times_more(self, unit: str) -> None:
-        small = (unit * (10_000 // len(unit) + 1))[:10_000]
-        large = (unit * (100_000 // len(unit) + 1))[:100_000]
-        t_small = max(_seconds(redact, small), 1e-3)  # below 1 ms a busy machine's noise dominates
-        t_large = _seconds(redact, large)
-        assert t_large / t_small < 40, (t_small, t_large)
+    def test_a_megabyte_is_redacted_within_the_cpu_budget(self, unit: str) -> None:
+        text = (unit * (1_000_000 // len(unit) + 1))[:1_000_000]
+        with cpu_deadline(30.0, f"redact() of 1 MB of {unit!r}"):
+            redacted = redact(text)
+        assert isinstance(redacted, str)
 
 
 def test_loopback_addresses_are_kept_other_addresses_are_redacted():

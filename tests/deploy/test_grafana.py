@@ -24,7 +24,7 @@ from tests.deploy.conftest import (
 
 DASHBOARD = GRAFANA / "dashboards" / "lumen-services.json"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "lumen.yaml"
-# Record attributes lumen-otel sets (design §5) that Loki keeps as structured metadata.
+# Record attributes lumen-otel sets that Loki keeps as structured metadata.
 LOKI_RECORD_ATTRIBUTES = frozenset({"correlation_id"})
 # Families of the collector's internal metrics: a __name__ regex must match one of them.
 _FAMILY_SUFFIXES = (

@@ -272,7 +272,7 @@ class TestGatewayMatchesTheCollectorConfig:
         assert (True, True) == (hard <= 0.9 * limit, hard <= gomemlimit < limit), (hard, gomemlimit, limit)
 
     def test_tls_files_come_from_the_mounted_secret(self) -> None:
-        """The TLS variables design §8 names point into the Secret mount."""
+        """The collector's TLS variables point into the Secret mount."""
         container = self._container()
         mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "tls")
         env = {e["name"]: e.get("value") for e in container["env"]}

@@ -1,5 +1,6 @@
 """Fixtures for the reliability suite: a collector stand-in we can kill and restart on the
-same port, real app processes with their output in files, and small measuring helpers.
+same port, real app processes with their output in files, and small helpers that wait on a
+condition (never on a fixed sleep) and time single requests against a behavioural bound.
 
 The "collector" here is :class:`lumen_otel.testing.OTLPReceiver` in a child process (see
 ``_receiver_main.py``); the tests that need the real ``lumen-otelcol`` binary say so.
@@ -7,10 +8,10 @@ The "collector" here is :class:`lumen_otel.testing.OTLPReceiver` in a child proc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -284,39 +285,76 @@ def start_app(tmp_path: Path) -> Iterator[Callable[..., App]]:
         app.kill()
 
 
-@pytest.fixture(scope="module")
-def baseline_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    """The same FastAPI app with no OTLP endpoint: the latency every fault is compared with."""
-    directory = tmp_path_factory.mktemp("baseline")
-    port = free_port()
-    app = launch(
-        uvicorn_argv(port),
-        app_env("baseline", directory / "logs", None),
-        directory,
-        name="baseline",
-        port=port,
-    )
-    yield app
-    app.kill()
+# ---------------------------------------------------------------- waiting and timing
 
 
-# ---------------------------------------------------------------- measuring
+def wait_until(predicate: Callable[[], bool], what: str | Callable[[], str], timeout: float = 30.0) -> None:
+    """Poll ``predicate`` until it holds; fail saying ``what`` was awaited after ``timeout``.
+
+    A condition wait, not a speed requirement: the deadline is generous, and only a condition that
+    never comes true (or the machine stopping) reaches it. ``what`` may be a callable, evaluated on
+    failure, for the state seen last."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            detail = what() if callable(what) else what
+            raise AssertionError(f"still waiting after {timeout:g} s for: {detail}")
+        time.sleep(0.05)
 
 
-def median_latencies(urls: list[str], rounds: int) -> list[float]:
-    """Median seconds per request for each URL, requests interleaved so noise hits all alike."""
-    samples: list[list[float]] = [[] for _ in urls]
-    with httpx.Client(timeout=10) as client:
-        for url in urls:  # warm the connections and the code paths
-            for _ in range(20):
-                assert client.get(url.format(i=0)).status_code == 200
-        for i in range(rounds):
-            for index, url in enumerate(urls):
-                started = time.perf_counter()
-                response = client.get(url.format(i=i))
-                samples[index].append(time.perf_counter() - started)
-                assert response.status_code == 200, response.text
-    return [statistics.median(s) for s in samples]
+class Stalled(BaseException):
+    """The CPU budget ran out (a BaseException: the redactor's error containment must not
+    swallow it and return a withheld value)."""
+
+
+@contextlib.contextmanager
+def cpu_deadline(seconds: float, what: str) -> Iterator[None]:
+    """Interrupt the block once this process has spent ``seconds`` of CPU time in it.
+
+    ``ITIMER_VIRTUAL`` counts the process's own user CPU time and delivers SIGVTALRM, which the
+    regex engine checks between steps; pytest-timeout's SIGALRM wall-clock timer is untouched."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise Stalled(f"{what}: still running after {seconds:g} CPU seconds")
+
+    previous = signal.signal(signal.SIGVTALRM, expired)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
+
+
+def timed_get(client: httpx.Client, url: str) -> float:
+    """GET ``url``; assert the answer is 200; the seconds it took."""
+    started = time.monotonic()
+    response = client.get(url)
+    seconds = time.monotonic() - started
+    assert response.status_code == 200, (url, response.status_code, response.text[:500])
+    return seconds
+
+
+def connected_to(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds an established TCP connection to ``127.0.0.1:port`` (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed since the listing
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():
+            continue
+        for row in path.read_text().splitlines()[1:]:
+            fields = row.split()
+            remote, state, inode = fields[2], fields[3], fields[9]
+            if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port and inode in inodes:
+                return True
+    return False
 
 
 def numbered(records: list[dict[str, Any]], prefix: str, key: str = "message") -> list[int]:

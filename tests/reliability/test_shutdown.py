@@ -4,13 +4,12 @@ cannot hold the process beyond it."""
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.reliability.conftest import app_env, numbered, uvicorn_argv
+from tests.reliability.conftest import app_env, connected_to, numbered, uvicorn_argv, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +52,8 @@ class TestSigterm:
         ]
         for client in clients:
             client.start()
-        time.sleep(1.5)
+        # SIGTERM once the app is busy answering (the clients keep going until it refuses)
+        wait_until(lambda: len(answered) >= 50, lambda: f"50 answered requests, got {len(answered)}")
         seconds = app.stop(timeout=15)
         stop.set()
         for client in clients:
@@ -87,7 +87,8 @@ class TestHungCollector:
         with httpx.Client(timeout=10) as client:
             for i in range(50):
                 assert client.get(f"{app.url}/work/{i}").status_code == 200
-        time.sleep(1.5)  # the exporters are now blocked on the collector
+        # an export is under way: connected to a collector that answers after 60 s, it is blocked
+        wait_until(lambda: connected_to(app.proc.pid, receiver.port), "an export connected to the collector")
         seconds = app.stop(timeout=30)
         assert seconds <= 2 + EXIT_MARGIN, app.stderr[-2000:]
         assert list(range(50)) == numbered(app.file_records("hung"), "work")
