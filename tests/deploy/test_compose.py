@@ -93,7 +93,7 @@ class TestComposeFile:
         assert [] == [(name, port) for name, port in published if not str(port).startswith("127.0.0.1:")]
 
     def test_the_collector_gets_the_gateway_config_and_tls_from_the_environment(self) -> None:
-        """The collector mounts collector-config/gateway.yaml and gets the environment variables its config reads."""
+        """The collector mounts collector-config/gateway.yaml and gets the variables its config reads."""
         collector = _compose()["services"]["collector"]
         sources = {path for service, path in _bind_sources() if service == "collector"}
         assert (REPO / "collector-config" / "gateway.yaml") in sources
