@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--collector",
-                help="Also export OTLP through bin/lumen-otelcol with collector-config/local.yaml "
-                "(make collector).",
+                help="Also export OTLP through the lumen-otelcol collector with its local config "
+                "(bin/lumen-otelcol or on PATH; build it with `make collector` in a source checkout).",
             ),
         ] = False,
         keep: Annotated[
@@ -49,10 +49,20 @@ def register(app: typer.Typer) -> None:
 
 
 def run_demo(*, cid: str | None, log_dir: Path | None, collector: bool, keep: bool) -> int:
-    """The whole command; returns the exit status (0 ok, 1 failed, 2 bad option, 130 interrupted)."""
+    """The whole command; returns the exit status.
+
+    0 ok, 1 failed, 2 a bad option or something the demo needs is not installed (the message
+    says what and where to get it), 130 interrupted.
+    """
     from lumen_otel._correlation.context import parse_correlation_id
     from lumen_otel.cli.trace import make_console
-    from lumen_otel.demo._orchestrator import DemoError, DemoRun, find_collector, terminate_on_sigterm
+    from lumen_otel.demo._orchestrator import (
+        DemoError,
+        DemoPrerequisiteError,
+        DemoRun,
+        find_collector,
+        terminate_on_sigterm,
+    )
 
     console = make_console()
     if cid is not None and parse_correlation_id(cid, warn=False) is None:
@@ -61,6 +71,13 @@ def run_demo(*, cid: str | None, log_dir: Path | None, collector: bool, keep: bo
             "(1-128 characters of A-Z a-z 0-9 . _ : + = / @ -, not personal data)"
         )
         return 2
+    found_collector = None
+    if collector:
+        try:
+            found_collector = find_collector()
+        except DemoPrerequisiteError as exc:
+            console.print(f"[red]error:[/] {escape(str(exc))}")
+            return 2
     directory = (log_dir or Path(tempfile.mkdtemp(prefix="lumen-demo-"))).resolve()
 
     def progress(event: str, name: str, detail: str) -> None:
@@ -72,8 +89,7 @@ def run_demo(*, cid: str | None, log_dir: Path | None, collector: bool, keep: bo
     run = DemoRun(directory, on_progress=progress)
     with terminate_on_sigterm():
         try:
-            if collector:
-                run.collector = find_collector()
+            run.collector = found_collector
             code = _follow_one_request(run, console, cid, keep)
             if code == 0 and keep:
                 console.print(
@@ -84,6 +100,9 @@ def run_demo(*, cid: str | None, log_dir: Path | None, collector: bool, keep: bo
                 while True:
                     time.sleep(3600)
             return code
+        except DemoPrerequisiteError as exc:
+            console.print(f"[red]error:[/] {escape(str(exc))}")
+            return 2
         except DemoError as exc:
             console.print(f"[red]error:[/] {escape(str(exc))}")
             return 1

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["SERVICES", "DemoError", "DemoRun", "ServiceSpec", "find_collector"]
+__all__ = ["SERVICES", "DemoError", "DemoPrerequisiteError", "DemoRun", "ServiceSpec", "find_collector"]
 
 #: what ``pip install 'lumen-otel[all]'`` brings and the demo needs, module -> extra
 _REQUIRED_MODULES = {
@@ -46,6 +46,10 @@ _PASSED_THROUGH_PREFIXES = ("OTEL_", "LUMEN_", "LOG_", "DJANGO_SETTINGS_MODULE")
 
 class DemoError(RuntimeError):
     """Something the user can fix (a missing dependency, a port, the collector binary)."""
+
+
+class DemoPrerequisiteError(DemoError):
+    """Something the demo needs is not installed here (``lumen-otel demo`` exits with 2)."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,11 @@ def check_dependencies() -> None:
     missing = {extra for module, extra in _REQUIRED_MODULES.items() if not _importable(module)}
     if missing:
         extras = ",".join(sorted(missing))
-        raise DemoError(
+        raise DemoPrerequisiteError(
             f"the demo needs the {extras} extra(s): pip install 'lumen-otel[all]' (or make install)"
         )
     if _launcher() is None:
-        raise DemoError("opentelemetry-instrument is not on PATH: pip install 'lumen-otel[all]'")
+        raise DemoPrerequisiteError("opentelemetry-instrument is not on PATH: pip install 'lumen-otel[all]'")
 
 
 def _importable(module: str) -> bool:
@@ -113,17 +117,37 @@ def free_ports(count: int) -> list[int]:
 
 
 def find_collector(roots: list[Path] | None = None) -> tuple[Path, Path]:
-    """``bin/lumen-otelcol`` and ``collector-config/local.yaml`` from the cwd or the checkout."""
-    roots = roots or [Path.cwd(), Path(__file__).resolve().parents[2]]
-    for root in roots:
-        binary, config = root / "bin" / "lumen-otelcol", root / "collector-config" / "local.yaml"
-        if binary.is_file() and os.access(binary, os.X_OK):
-            if not config.is_file():
-                raise DemoError(f"{binary} exists but {config} does not")
-            return binary, config
-    raise DemoError(
-        "--collector needs the lumen-otelcol binary: run `make collector` in a lumen-otel checkout "
-        f"(looked for bin/lumen-otelcol under {', '.join(str(r) for r in roots)})"
+    """The ``lumen-otelcol`` binary and ``local.yaml`` for ``--collector``.
+
+    Under ``roots`` (``bin/lumen-otelcol`` and ``collector-config/local.yaml`` in each) when
+    given; otherwise found as ``lumen-otel collector`` finds them: ``bin/`` under the cwd or the
+    source checkout, else ``lumen-otelcol`` on PATH, and the config from ``./collector-config/``,
+    the checkout or the copy packaged with the wheel.
+    """
+    if roots is not None:
+        for root in roots:
+            binary, config = root / "bin" / "lumen-otelcol", root / "collector-config" / "local.yaml"
+            if binary.is_file() and os.access(binary, os.X_OK):
+                if not config.is_file():
+                    raise DemoPrerequisiteError(f"{binary} exists but {config} does not")
+                return binary, config
+        looked = ", ".join(str(root / "bin" / "lumen-otelcol") for root in roots)
+    else:
+        from lumen_otel.cli import collector as lookup
+
+        found = lookup.find_binary()
+        if found is not None:
+            try:
+                (config,) = lookup.config_paths(["local"])
+            except lookup.CollectorNotFound as exc:
+                raise DemoPrerequisiteError(f"--collector: {exc}") from None
+            return found, config
+        looked = ", ".join(str(p) for p in lookup.binary_candidates()) + " and lumen-otelcol on PATH"
+    raise DemoPrerequisiteError(
+        "--collector needs the lumen-otelcol binary: run `make collector` in a lumen-otel source checkout "
+        "(needs Go >= 1.24; writes bin/lumen-otelcol), then run the demo from that checkout or put the "
+        f"binary on PATH; the binary is not part of the Python package (looked for {looked}). "
+        "Without --collector the demo needs nothing more"
     )
 
 
