@@ -54,6 +54,37 @@ class TestUuidTraceIdGenerator:
         assert UuidTraceIdGenerator().generate_trace_id() != 0x1234
 
 
+class TestTheRandomTraceIdFlag:
+    """W3C Trace Context level 2: a trace this service starts says its trace id is random."""
+
+    def _started(self, **context_values: int) -> TraceFlags:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        provider = TracerProvider(id_generator=UuidTraceIdGenerator(), shutdown_on_exit=False)
+        ctx = otel_context.get_current()
+        for key, value in context_values.items():
+            ctx = otel_context.set_value(PENDING_TRACE_ID_KEY if key == "pending" else key, value, ctx)
+        token = otel_context.attach(ctx)
+        try:
+            with provider.get_tracer("t").start_as_current_span("GET /") as span:
+                headers: dict[str, str] = {}
+                TraceContextTextMapPropagator().inject(headers)
+                flags = span.get_span_context().trace_flags
+                assert headers["traceparent"].endswith(f"-{flags:02x}")
+                return flags
+        finally:
+            otel_context.detach(token)
+
+    def test_a_new_trace_sets_the_random_flag(self) -> None:
+        flags = self._started()
+        assert (True, True) == (flags.sampled, flags.random_trace_id)
+
+    def test_a_trace_id_from_a_legacy_header_is_not_called_random(self) -> None:
+        flags = self._started(pending=trace_id_for_correlation_id("order-4711"))
+        assert (True, False) == (flags.sampled, flags.random_trace_id)
+
+
 def _rate_of(sampler: TraceIdRatioBased, trace_ids: list[int]) -> float:
     kept = sum(
         sampler.should_sample(None, t, "GET /").decision is Decision.RECORD_AND_SAMPLE for t in trace_ids

@@ -65,3 +65,11 @@ class UuidTraceIdGenerator(IdGenerator):
         if isinstance(pending, int) and pending != INVALID_TRACE_ID:
             return pending
         return new_trace_id()
+
+    def is_trace_id_random(self) -> bool:
+        """True for the trace ids made here (their right-most 56 bits are random), so the SDK sets
+        the W3C random-trace-id flag (``03``/``02``) on the traces this service starts. An id taken
+        from an incoming ``X-Correlation-ID`` is not random: no flag then. The SDK asks in the same
+        context in which it asked for the id."""
+        pending = otel_context.get_value(PENDING_TRACE_ID_KEY)
+        return not (isinstance(pending, int) and pending != INVALID_TRACE_ID)
