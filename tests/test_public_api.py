@@ -63,6 +63,16 @@ def test_framework_modules_are_public_by_path():
 PUBLIC_MODULES = {
     "lumen_otel.exceptions": ["ConfigError"],
     "lumen_otel.fastapi": ["CorrelationIdMiddleware", "httpx_event_hooks"],
+    "lumen_otel.insights": [
+        "Cluster",
+        "Drain",
+        "Insights",
+        "InsightsBuilder",
+        "TemplateInsight",
+        "TimeRange",
+        "mask",
+        "tokenize",
+    ],
     "lumen_otel.django": ["CorrelationIdMiddleware", "httpx_event_hooks"],
     "lumen_otel.logging": ["ColorFormatter", "JsonFormatter"],
     "lumen_otel.testing": ["LogRecordView", "OTLPReceiver", "SpanView", "capture_logs", "reset"],

@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["main"]
 
-_COMMAND_MODULES = ("doctor", "demo", "trace", "redact", "collector")
+_COMMAND_MODULES = ("doctor", "demo", "trace", "redact", "collector", "insights")
 
 
 def build_app() -> Any:  # typer is optional: the sub-modules type it
