@@ -2,14 +2,17 @@
 the app keeps serving.
 
 We run as root, so ``chmod`` cannot make a directory unwritable: "unwritable" is a log dir
-whose parent is a regular file (``mkdir`` fails with ENOTDIR), and "disk full" is a log file
-that is a symlink to ``/dev/full`` (every write fails with ENOSPC).
+whose parent is a regular file (``mkdir`` fails with ENOTDIR), and "disk full" is a log
+directory on a full 64 KiB tmpfs (every write fails with ENOSPC).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,13 +30,38 @@ def unwritable(tmp_path: Path) -> Path:
     return blocker / "logs"
 
 
+def _cannot_mount(why: str) -> None:
+    """Skipped where a filesystem cannot be mounted; never under CI, which runs as root."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {why}", pytrace=False)
+    pytest.skip(why)
+
+
 def disk_full(tmp_path: Path) -> Path:
-    if not os.path.exists("/dev/full"):
-        pytest.skip("/dev/full is not available")
+    """A 64 KiB tmpfs filled to its last block: creating the log file works, every write fails
+    with ENOSPC. (Not a link to /dev/full: lumen-otel refuses to write through a link.)"""
+    if os.geteuid() != 0:
+        _cannot_mount("mounting a tmpfs needs root")
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
-    (log_dir / "sick.log").symlink_to("/dev/full")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "lumen-full", str(log_dir)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        _cannot_mount(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    with (log_dir / "filler").open("wb", buffering=0) as filler, contextlib.suppress(OSError):
+        for _ in range(1000):  # ENOSPC after 64 KiB
+            filler.write(b"\0" * 4096)
     return log_dir
+
+
+@pytest.fixture(autouse=True)
+def _unmount(tmp_path: Path) -> Iterator[None]:
+    yield
+    if os.path.ismount(tmp_path / "logs"):
+        subprocess.run(["umount", str(tmp_path / "logs")], check=True)
 
 
 class TestLogFileFailures:
