@@ -388,11 +388,11 @@ class TestTimeOptions:
 
 class TestTerminalText:
     def test_controls_escapes_and_bidi_are_shown_not_sent(self):
-        assert "a\\x1b[31mb\\x0dc\\u202ed\\x07e\\x9bf\\u2028g" == escape_text(
+        assert "a\\x1b[31mb\\rc\\u202ed\\x07e\\x9bf\\u2028g" == escape_text(
             "a\x1b[31mb\rc\u202ed\x07e\x9bf\u2028g"
         )
         assert "one\ntwo\\x1b" == escape_text("one\ntwo\x1b", keep_newlines=True)
-        assert "one\\x0atwo" == escape_text("one\ntwo")
+        assert "one\\ntwo" == escape_text("one\ntwo")
 
     def test_sparkline(self):
         assert "" == sparkline([])

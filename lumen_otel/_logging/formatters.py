@@ -16,7 +16,17 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["CORE_FIELDS", "ColorFormatter", "JsonFormatter", "record_to_dict", "record_to_json", "use_color"]
+__all__ = [
+    "CORE_FIELDS",
+    "UNSAFE_TEXT",
+    "UNSAFE_TEXT_CHARS",
+    "ColorFormatter",
+    "JsonFormatter",
+    "escape_unsafe",
+    "record_to_dict",
+    "record_to_json",
+    "use_color",
+]
 
 #: the keys every JSON record starts with, in this order; extras and ``exception`` follow
 CORE_FIELDS = (
@@ -111,16 +121,65 @@ _LEVEL_COLORS = {
     "CRITICAL": "\x1b[1;41m",
 }
 _RESET, _DIM, _BOLD = "\x1b[0m", "\x1b[2m", "\x1b[1m"
-# Control characters other than \n and \t would let a logged value rewrite the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+#: Characters log text must never carry raw onto a terminal, as a regex character class: C0
+#: controls (``\n``/``\r`` forge lines, ESC starts CSI/OSC sequences: colours, screen clears,
+#: window titles, hyperlinks), DEL, C1 controls (U+009B is CSI and U+0085 a line break to some
+#: terminals), the line and paragraph separators U+2028/U+2029, and the invisible format
+#: characters that reorder or hide text: bidi marks, embeddings, overrides and isolates
+#: (U+061C, U+200E/U+200F, U+202A-U+202E, U+2066-U+2069: "Trojan Source"), zero-width space,
+#: word joiner and invisible operators, the BOM, interlinear annotations and tag characters;
+#: and lone surrogates (undecodable bytes), which no strict UTF-8 stream could even write.
+#: U+200C/U+200D (ZWNJ/ZWJ) stay: Persian, Indic and emoji text needs them, and they neither
+#: move the cursor nor reorder text. Every character here is one ``str.isprintable()`` rejects,
+#: which gives :func:`escape_unsafe` its fast path. Defined once: the dev console and every
+#: CLI command that shows log text (``lumen_otel.cli._terminal``) use this class.
+UNSAFE_TEXT_CHARS = (
+    r"\x00-\x1f\x7f-\x9f\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f"
+    r"\ud800-\udfff\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
+)
+UNSAFE_TEXT = re.compile(f"[{UNSAFE_TEXT_CHARS}]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _escape_controls(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    short = _SHORT_ESCAPES.get(char)
+    if short is not None:
+        return short
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape_unsafe(text: str) -> str:
+    """``text`` with every :data:`UNSAFE_TEXT_CHARS` character shown as a visible escape.
+
+    ``\\n``, ``\\r`` and ``\\t`` as themselves, other controls as ``\\x1b``, the rest as
+    ``\\u2028``/``\\U000e0041``; the result is one line that cannot move the cursor, recolour,
+    retitle or reorder anything. Backslashes are left alone (Windows paths stay readable), so
+    the escape is for reading, not for decoding back. Text with nothing to escape (nearly all
+    of it) is returned as is after one C-speed ``isprintable()`` pass.
+    """
+    if text.isprintable():
+        return text
+    return UNSAFE_TEXT.sub(_escape_char, text)
+
+
+#: marks the continuation lines of a traceback on the dev console: no record line starts so
+_CONTINUATION = "  | "
 
 
 class ColorFormatter(logging.Formatter):
-    """One dev console line: time, level, service, short correlation ID, logger, message, extras."""
+    """One dev console line: time, level, service, short correlation ID, logger, message, extras.
+
+    Everything taken from the record (message, extra keys and values, logger, service, level) has
+    its control, escape, line-separator and bidi characters shown as escapes (``\\n``, ``\\x1b``,
+    ``\\u202e``: :func:`escape_unsafe`), so one record is exactly one terminal line that nothing
+    logged can recolour or forge. An exception's traceback follows on lines of its own, each
+    escaped the same way and starting with ``"  | "``, which no record line does.
+    """
 
     def __init__(self, color: bool = False) -> None:
         super().__init__()
@@ -128,34 +187,56 @@ class ColorFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
-        level = record.levelname
+        level = escape_unsafe(record.levelname)
         cid = getattr(record, "correlation_id", None)
-        short_cid = cid[:8] if cid else "-"
-        service = getattr(record, "service_name", None) or "-"
-        message = _escape_controls(record.getMessage() if record.args else str(record.msg))
+        short_cid = escape_unsafe(str(cid)[:8]) if cid else "-"
+        service = escape_unsafe(str(getattr(record, "service_name", None) or "-"))
+        name = escape_unsafe(record.name)
+        message = escape_unsafe(record.getMessage() if record.args else str(record.msg))
         extras = getattr(record, "lumen_extra", None) or {}
-        pairs = " ".join(f"{k}={_escape_controls(_short(v))}" for k, v in extras.items())
+        pairs = " ".join(f"{_key(k)}={_short(v)}" for k, v in extras.items())
         exception = getattr(record, "lumen_exception", None)
         stack = exception["stacktrace"] if exception else record.exc_text
         if self.color:
             line = (
                 f"{_DIM}{stamp}{_RESET} {_LEVEL_COLORS.get(level, '')}{level:<8}{_RESET} "
-                f"{_BOLD}{service}{_RESET} {_DIM}[{short_cid}]{_RESET} {_DIM}{record.name}:{_RESET} {message}"
+                f"{_BOLD}{service}{_RESET} {_DIM}[{short_cid}]{_RESET} {_DIM}{name}:{_RESET} {message}"
             )
             if pairs:
                 line += f" {_DIM}{pairs}{_RESET}"
         else:
-            line = f"{stamp} {level:<8} {service} [{short_cid}] {record.name}: {message}"
+            line = f"{stamp} {level:<8} {service} [{short_cid}] {name}: {message}"
             if pairs:
                 line += f" {pairs}"
         if stack:
-            line += "\n" + _escape_controls(stack.rstrip("\n"))
+            prefix = f"\n{_DIM}{_CONTINUATION}{_RESET}" if self.color else "\n" + _CONTINUATION
+            line += "".join(prefix + escape_unsafe(part) for part in str(stack).rstrip("\n").split("\n"))
         return line
+
+
+def _key(key: Any) -> str:
+    """An extra's key: as is, or quoted when whitespace or ``=`` would blur where it ends."""
+    text = str(key)
+    if text.isprintable() and " " not in text and "=" not in text:
+        return text
+    if "=" in text or any(c.isspace() for c in text):
+        return repr(text)  # repr() escapes every character isprintable() rejects, the unsafe ones too
+    return escape_unsafe(text)
+
+
+#: their str() is digits, signs, ".", "e", inf/nan, True/False/None: nothing to escape
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
 
 
 def _short(value: Any) -> str:
     if isinstance(value, str):
-        return value if " " not in value else repr(value)
-    return (
+        if value.isprintable() and " " not in value:
+            return value
+        # any whitespace (a space, NBSP, \n...) would blur where the value ends: quote it
+        return repr(value) if any(c.isspace() for c in value) else escape_unsafe(value)
+    if type(value) in _PLAIN_TYPES:
+        return str(value)
+    text = (
         record_to_json(value).decode("utf-8").rstrip("\n") if isinstance(value, (dict, list)) else str(value)
     )
+    return escape_unsafe(text)

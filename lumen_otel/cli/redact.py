@@ -6,6 +6,11 @@ gathered back into one message first, so PID/NK1/... fields are masked by positi
 rewritten atomically with ``--in-place`` (a temporary file in the same directory, then
 ``os.replace``), so a crash never leaves a half-redacted log. A summary of what was redacted goes
 to stderr.
+
+Output to a pipe or a file is the redacted log byte for byte. Output to a terminal is for reading:
+each line has its control, escape, line-separator and bidi characters shown as ``\\x1b``,
+``\\u202e``... (as the dev console and ``lumen-otel trace`` show them) and undecodable bytes as
+``\\xNN``, so a logged escape sequence cannot retitle, clear or recolour the operator's terminal.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, BinaryIO
 import typer
 
 from lumen_otel._redaction import Redactor
+from lumen_otel.cli._terminal import escape_text
 
 __all__ = ["register"]
 
@@ -89,9 +95,26 @@ def _dumps(value: Any, compact: bool) -> str:
     return json.dumps(value, ensure_ascii=False, separators=separators)
 
 
-def _filter_stream(flt: _Filter, source: BinaryIO, sink: BinaryIO) -> None:
+def _filter_stream(flt: _Filter, source: BinaryIO, sink: BinaryIO, for_terminal: bool = False) -> None:
     for chunk in flt.lines_out(source):
-        sink.write(chunk)
+        sink.write(_for_terminal(chunk) if for_terminal else chunk)
+
+
+def _for_terminal(chunk: bytes) -> bytes:
+    """Redacted lines made safe to show: line breaks kept (``\\r\\n`` too), everything else escaped."""
+    lines = chunk.decode("utf-8", "backslashreplace").split("\n")
+    shown = []
+    for i, line in enumerate(lines):
+        ending = "\r" if i < len(lines) - 1 and line.endswith("\r") else ""
+        shown.append(escape_text(line[: len(line) - len(ending)]) + ending)
+    return "\n".join(shown).encode("utf-8")
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _rewrite_in_place(flt: _Filter, path: Path) -> None:
@@ -147,15 +170,16 @@ def redact_command(
     try:
         redactor = Redactor(key=key or None, extra_keys=extra_key, extra_patterns=extra_pattern)
     except ValueError as exc:
-        typer.echo(f"lumen-otel redact: {exc}", err=True)
+        typer.echo(f"lumen-otel redact: {escape_text(exc)}", err=True)
         raise typer.Exit(2) from None
     flt = _Filter(redactor)
     for path in files or ():
         if not path.is_file():
-            typer.echo(f"lumen-otel redact: {path}: no such file", err=True)
+            typer.echo(f"lumen-otel redact: {escape_text(path)}: no such file", err=True)
             raise typer.Exit(2)
+    to_terminal = _is_terminal(sys.stdout)
     if not files:
-        _filter_stream(flt, sys.stdin.buffer, sys.stdout.buffer)
+        _filter_stream(flt, sys.stdin.buffer, sys.stdout.buffer, to_terminal)
         sys.stdout.buffer.flush()
     elif in_place:
         for path in files:
@@ -163,7 +187,7 @@ def redact_command(
     else:
         for path in files:
             with path.open("rb") as source:
-                _filter_stream(flt, source, sys.stdout.buffer)
+                _filter_stream(flt, source, sys.stdout.buffer, to_terminal)
         sys.stdout.buffer.flush()
     if not quiet:
         typer.echo(_summary(flt), err=True)

@@ -2,31 +2,19 @@
 
 Log lines can carry an attacker's text (ESC and OSC sequences, ``\\r``, C1 controls, bidi
 overrides, line separators). Whatever prints or sends a piece of log text passes it through
-:func:`escape_text` first.
+:func:`escape_text` first. The character class is the dev console's
+(:data:`lumen_otel._logging.formatters.UNSAFE_TEXT_CHARS`), so the two cannot drift.
 """
 
 from __future__ import annotations
 
-import re
+from lumen_otel._logging.formatters import escape_unsafe
 
 __all__ = ["escape_text"]
 
-# C0 and C1 controls, DEL, and the invisible format characters that reorder or hide text
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
-    "\U000e0000-\U000e007f]"
-)
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
 
 def escape_text(text: str, keep_newlines: bool = False) -> str:
-    """``text`` with unsafe characters shown as ``\\x1b``, ``\\u202e``... escapes."""
+    """``text`` with unsafe characters shown as ``\\n``, ``\\x1b``, ``\\u202e``... escapes."""
     if keep_newlines:
-        return "\n".join(_UNSAFE.sub(_escape_char, line) for line in text.split("\n"))
-    return _UNSAFE.sub(_escape_char, text)
+        return "\n".join(escape_unsafe(line) for line in text.split("\n"))
+    return escape_unsafe(text)
