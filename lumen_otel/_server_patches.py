@@ -5,9 +5,9 @@ workers they fork. Each patch here wraps the original, calls it first, then puts
 lumen-otel needs; each is applied once per process and names the versions it was checked on.
 
 - ``logging.config.dictConfig``/``fileConfig`` (uvicorn's ``log_config``, Django's ``LOGGING``)
-  and gunicorn's ``glogging.Logger.setup`` (checked on gunicorn 23): the server loggers are
+  and gunicorn's ``glogging.Logger.setup`` (checked on gunicorn 27.0): the server loggers are
   routed through the pipeline again afterwards.
-- gunicorn's ``uvicorn.workers.UvicornWorker.init_signals`` (checked on uvicorn 0.3x): it sets
+- gunicorn's ``uvicorn.workers.UvicornWorker.init_signals`` (checked on uvicorn 0.55): it sets
   SIGTERM back to the default action in each worker; lumen-otel's flush is installed again.
 """
 

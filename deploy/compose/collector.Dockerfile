@@ -13,6 +13,8 @@ ARG BUILDER_VERSION=v0.161.0
 RUN go install go.opentelemetry.io/collector/cmd/builder@${BUILDER_VERSION}
 WORKDIR /src/collector-config
 COPY collector-config/builder.yaml builder.yaml
+# our own components (the lumen_search exporter), referenced by path from builder.yaml
+COPY collector-config/components components
 # builder.yaml writes its Go sources to ./_build; compile them static for distroless.
 RUN builder --config=builder.yaml --skip-compilation
 WORKDIR /src/collector-config/_build

@@ -1,8 +1,10 @@
 """``lumen-otel trace <id>``: every record of one request across services, as a timeline tree.
 
 Records come from a log directory (the JSON-lines ``<service>.log`` files lumen-otel
-writes, rotated ones included) or from Loki (``--loki URL``, LogQL over its HTTP API).
-Both become the same :class:`Record`; :func:`build_timeline` groups them by service and span
+writes, rotated ones included), from Loki (``--loki URL``, LogQL over its HTTP API) or from
+OpenSearch / Elasticsearch (``--opensearch URL`` / ``--elasticsearch URL``, the ``_search`` API
+over the ``logs-lumen-*`` data streams that collector-config/gateway-search.yaml fills).
+All become the same :class:`Record`; :func:`build_timeline` groups them by service and span
 and nests each span under the span of another service whose time window encloses it (log
 records carry no parent span id, but one request's hops on one clock nest cleanly), and
 :func:`render` draws the tree that ``lumen-otel demo`` prints too.
@@ -26,6 +28,7 @@ from typing import Annotated, Any
 import typer
 
 from lumen_otel._logging.formatters import CORE_FIELDS
+from lumen_otel.cli._terminal import escape_text, markup_safe
 
 __all__ = [
     "Query",
@@ -34,6 +37,7 @@ __all__ = [
     "build_timeline",
     "load_from_dir",
     "load_from_loki",
+    "load_from_search",
     "parse_query",
     "register",
     "render",
@@ -339,6 +343,68 @@ def load_from_loki(
     return sorted(records, key=lambda r: r.time)
 
 
+# ---------------------------------------------------------------- OpenSearch / Elasticsearch
+
+
+def _id_query(correlation_ids: set[str], trace_ids: set[str]) -> dict[str, Any]:
+    should: list[dict[str, Any]] = []
+    if correlation_ids:
+        should.append({"terms": {"correlation_id": sorted(correlation_ids)}})
+    if trace_ids:
+        should.append({"terms": {"trace_id": sorted(trace_ids)}})
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
+def load_from_search(
+    url: str,
+    query: Query,
+    *,
+    index: str | None = None,
+    since: float = 7 * 86400.0,
+    auth: tuple[str, str] | None = None,
+    api_key: str | None = None,
+    verify: bool | str = True,
+    timeout: float = 30.0,
+    limit: int = 50_000,
+) -> list[Record]:
+    """The request's records from OpenSearch or Elasticsearch, oldest first.
+
+    Exact (``term``) matches on ``correlation_id`` or the trace id, then a second pass for the
+    other trace ids those records carry (as :func:`load_from_dir` does). ``since`` is in seconds.
+
+    Raises:
+        RuntimeError: the node could not be reached or refused the query.
+    """
+    from lumen_otel.cli._search import DEFAULT_INDEX, iter_records
+
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
+    found: dict[tuple[Any, ...], Record] = {}
+    asked: set[str] = set()
+    trace_ids = {query.trace_id} if query.trace_id else set()
+    correlation_ids = {query.correlation_id}
+    for _ in range(2):  # the second pass picks up records found only by their trace id
+        for data in iter_records(
+            url,
+            index=index or DEFAULT_INDEX,
+            query=_id_query(correlation_ids, trace_ids - asked),
+            since=start,
+            auth=auth,
+            api_key=api_key,
+            verify=verify,
+            timeout=timeout,
+            max_records=limit,
+        ):
+            record = _record_from_line(data)
+            if record is not None:
+                found[(record.time, record.service, record.span_id, record.message)] = record
+        asked |= trace_ids
+        new = {r.trace_id for r in found.values() if r.trace_id} - asked
+        if not new:
+            break
+        trace_ids, correlation_ids = new, set()
+    return sorted(found.values(), key=lambda r: r.time)
+
+
 # ---------------------------------------------------------------- the timeline
 
 
@@ -481,8 +547,9 @@ def make_console(stderr: bool = False) -> Any:
 
     console = Console(stderr=stderr, highlight=False)
     if not console.is_terminal:
-        # a pipe or a file has no width: do not wrap lines that grep and tests read
-        console = Console(stderr=stderr, highlight=False, width=max(console.width, 400))
+        # a pipe or a file has no width: do not wrap lines that grep and tests read (one record,
+        # one line: a long record wrapped at a space would start a line with the record's text)
+        console = Console(stderr=stderr, highlight=False, width=max(console.width, 1_000_000))
     return console
 
 
@@ -507,19 +574,20 @@ def render(timeline: Timeline, console: Any) -> None:
     errors = sum(1 for r in records if r.is_error)
     title = Text()
     title.append("Request ", style="bold")
-    title.append(", ".join(timeline.correlation_ids) or timeline.query.correlation_id, style="bold")
+    ids = ", ".join(timeline.correlation_ids) or timeline.query.correlation_id
+    title.append(escape_text(ids), style="bold")
     title.append("  trace ", style="dim")
-    title.append(", ".join(timeline.trace_ids) or "-")
+    title.append(escape_text(", ".join(timeline.trace_ids) or "-"))
     title.append(f"\n{len(timeline.services)} services · {len(records)} records · {_ms(total)}", style="dim")
     if errors:
         title.append(f" · {errors} error{'s' if errors != 1 else ''}", style="red bold")
-    title.append(f" · {timeline.source}", style="dim")
+    title.append(f" · {escape_text(timeline.source)}", style="dim")
     tree = Tree(title, guide_style="dim")
 
     def add_span(parent: Any, node: SpanNode) -> None:
         label = Text()
-        label.append(node.service, style=f"bold {styles.get(node.service, '')}")
-        label.append(f"  {node.name}", style="red bold" if node.has_error else "")
+        label.append(escape_text(node.service), style=f"bold {styles.get(node.service, '')}")
+        label.append(f"  {escape_text(node.name)}", style="red bold" if node.has_error else "")
         label.append(f"  +{_ms(node.start - timeline.start)}  ", style="dim")
         label.append(f"{_ms(node.end - node.start)}", style="bold")
         if node.has_error:
@@ -544,14 +612,16 @@ def _record_text(record: Record, start: float) -> Any:
     style = _LEVEL_STYLES.get(record.level, "")
     text = Text()
     text.append(f"{'+' + _ms(record.time - start):>11}  ", style="dim")
-    text.append(f"{record.level:<7}", style=style)
-    text.append(f" {record.logger}: ", style="dim")
-    message = record.message.replace("\r\n", "\n").replace("\r", "\n")
-    text.append(message, style="red" if record.is_error else "")
+    # log text: escaped (one record, one line; no ESC/OSC/bidi) and, as Text, never read as markup
+    text.append(f"{escape_text(record.level):<7}", style=style)
+    text.append(f" {escape_text(record.logger)}: ", style="dim")
+    text.append(escape_text(record.message), style="red" if record.is_error else "")
     if record.extras:
-        text.append("  " + " ".join(f"{k}={_short(v)}" for k, v in record.extras.items()), style="dim")
+        pairs = " ".join(f"{k}={_short(v)}" for k, v in record.extras.items())
+        text.append("  " + escape_text(pairs), style="dim")
     if record.exception:
-        text.append(f"\n{record.exception.get('type')}: {record.exception.get('message')}", style="red")
+        kind, detail = record.exception.get("type"), record.exception.get("message")
+        text.append(f"\n{escape_text(kind)}: {escape_text(detail)}", style="red")
     return text
 
 
@@ -577,9 +647,57 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--loki", metavar="URL", help="Query Loki's HTTP API instead of a log directory."),
         ] = None,
+        opensearch: Annotated[
+            str | None,
+            typer.Option(
+                "--opensearch",
+                metavar="URL",
+                help="Query OpenSearch's _search API (gateway-search.yaml's index).",
+            ),
+        ] = None,
+        elasticsearch: Annotated[
+            str | None,
+            typer.Option(
+                "--elasticsearch",
+                metavar="URL",
+                help="Query Elasticsearch's _search API (same as --opensearch).",
+            ),
+        ] = None,
+        index: Annotated[
+            str,
+            typer.Option(
+                "--index",
+                envvar="OPENSEARCH_LOGS_INDEX",
+                show_envvar=True,
+                help="With --opensearch/--elasticsearch: index, data stream or pattern.",
+            ),
+        ] = "logs-lumen-*",
+        search_user: Annotated[
+            str | None,
+            typer.Option(
+                "--search-user",
+                envvar="OPENSEARCH_USER",
+                show_envvar=True,
+                help="Basic-auth user for the search node (the password comes from OPENSEARCH_PASSWORD).",
+            ),
+        ] = None,
+        search_ca_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--search-ca-file",
+                envvar="OPENSEARCH_CA_FILE",
+                show_envvar=True,
+                help="CA bundle for an https node.",
+            ),
+        ] = None,
         since: Annotated[
             float,
-            typer.Option("--since", metavar="HOURS", min=0.01, help="With --loki: how far back to look."),
+            typer.Option(
+                "--since",
+                metavar="HOURS",
+                min=0.01,
+                help="With --loki/--opensearch/--elasticsearch: how far back to look.",
+            ),
         ] = 168.0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as JSON.")] = False,
     ) -> None:
@@ -588,19 +706,42 @@ def register(app: typer.Typer) -> None:
         try:
             query = parse_query(request_id)
         except ValueError as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {markup_safe(exc)}")
             raise typer.Exit(2) from None
-        if loki:
+        search_url = opensearch or elasticsearch
+        if sum(1 for option in (loki, opensearch, elasticsearch) if option) > 1:
+            err.print("[red]error:[/] give one of --loki, --opensearch, --elasticsearch")
+            raise typer.Exit(2)
+        if search_url:
+            import os
+
+            source = f"{'opensearch' if opensearch else 'elasticsearch'} {search_url}"
+            user_auth = (search_user, os.environ.get("OPENSEARCH_PASSWORD", "")) if search_user else None
+            try:
+                records = load_from_search(
+                    search_url,
+                    query,
+                    index=index,
+                    since=since * 3600,
+                    auth=user_auth,
+                    api_key=os.environ.get("ELASTICSEARCH_API_KEY") or None,
+                    verify=str(search_ca_file) if search_ca_file else True,
+                )
+            except RuntimeError as exc:
+                err.print(f"[red]error:[/] {markup_safe(exc)}")
+                raise typer.Exit(2) from None
+        elif loki:
             source = f"loki {loki}"
             try:
                 records = load_from_loki(loki, query, since=since * 3600)
             except RuntimeError as exc:
-                err.print(f"[red]error:[/] {exc}")
+                err.print(f"[red]error:[/] {markup_safe(exc)}")
                 raise typer.Exit(2) from None
         else:
             directory = log_dir or Path("logs")
             if not directory.is_dir():
-                err.print(f"[red]error:[/] no log directory {directory} (use --log-dir or LUMEN_LOG_DIR)")
+                where = markup_safe(directory)
+                err.print(f"[red]error:[/] no log directory {where} (use --log-dir or LUMEN_LOG_DIR)")
                 raise typer.Exit(2)
             source = str(directory)
             records = load_from_dir(directory, query)
@@ -608,7 +749,7 @@ def register(app: typer.Typer) -> None:
             message = f"no records for {request_id} in {source}"
             if as_json:
                 print(json.dumps({"query": request_id, "source": source, "record_count": 0, "spans": []}))
-            err.print(f"[yellow]{message}[/]")
+            err.print(f"[yellow]{markup_safe(message)}[/]")
             raise typer.Exit(1)
         timeline = build_timeline(query, records, source)
         if as_json:

@@ -23,6 +23,7 @@ CONFIG_SETS: dict[str, tuple[list[str], dict[str, str]]] = {
         ["gateway.yaml", "gateway-keyed.yaml", "gateway-traces.yaml"],
         {"LUMEN_REDACTION_KEY": KEY, "TRACES_OTLP_ENDPOINT": "127.0.0.1:4317"},
     ),
+    "gateway+search": (["gateway.yaml", "gateway-search.yaml"], {}),
     "local": (["local.yaml"], {}),
 }
 

@@ -122,6 +122,7 @@ class TestGeneratedConfigMaps:
                 "lumen-otelcol-config",
                 [
                     "collector-config/gateway-keyed.yaml",
+                    "collector-config/gateway-search.yaml",
                     "collector-config/gateway-traces.yaml",
                     "collector-config/gateway.yaml",
                 ],
