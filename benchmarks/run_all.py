@@ -27,8 +27,9 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "redaction": ("bench_redaction.py", [], ["--rounds", "3", "--number", "200"]),
     # through the real collector (bin/lumen-otelcol): records/s end to end, app RSS while it is down
     "export": ("bench_export.py", [], ["--quick"]),
-    "import": ("bench_import.py", [], ["--quick"]),
-    "insights": ("bench_insights.py", [], ["--quick"]),  # 1 M lines mined into templates  # start-up: import lumen_otel, redact(), bootstrap
+    "import": ("bench_import.py", [], ["--quick"]),  # start-up: import lumen_otel, redact(), bootstrap
+    "insights": ("bench_insights.py", [], ["--quick"]),  # 1 M lines mined into templates
+    "adversarial": ("bench_adversarial.py", [], ["--quick"]),  # hostile fields: µs/KiB, capped cost
     "faults": ("bench_collector_faults.py", [], ["--quick"]),  # latency, collector down/slow/refusing
     "redos": ("bench_redos.py", [], ["--quick"]),  # redaction cost, 100 KB vs 10 KB of hostile input
 }

@@ -7,8 +7,10 @@ lumen-otel needs; each is applied once per process and names the versions it was
 - ``logging.config.dictConfig``/``fileConfig`` (uvicorn's ``log_config``, Django's ``LOGGING``)
   and gunicorn's ``glogging.Logger.setup`` (checked on gunicorn 27.0): the server loggers are
   routed through the pipeline again afterwards.
-- gunicorn's ``uvicorn.workers.UvicornWorker.init_signals`` (checked on uvicorn 0.55): it sets
-  SIGTERM back to the default action in each worker; lumen-otel's flush is installed again.
+- gunicorn's ``uvicorn.workers.UvicornWorker.init_signals`` (checked on uvicorn 0.55) and the
+  ``uvicorn-worker`` package's ``uvicorn_worker.UvicornWorker.init_signals`` (checked on 0.4.0):
+  each sets SIGTERM back to the default action in each worker; lumen-otel's flush is installed
+  again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import Any
 
 from lumen_otel._state import STATE
 
-__all__ = ["keep_sigterm_flush_in_uvicorn_workers", "patch_logging_config"]
+__all__ = ["after_fork_in_child", "keep_sigterm_flush_in_uvicorn_workers", "patch_logging_config"]
+
+#: the modules whose ``UvicornWorker`` resets SIGTERM in each gunicorn worker
+_UVICORN_WORKER_MODULES = ("uvicorn.workers", "uvicorn_worker", "uvicorn_worker._workers")
 
 
 def patch_logging_config() -> None:
@@ -56,10 +61,13 @@ def patch_logging_config() -> None:
 def keep_sigterm_flush_in_uvicorn_workers() -> None:
     """gunicorn's ``UvicornWorker`` resets SIGTERM to the default action in each forked worker,
     and uvicorn then re-raises it after its graceful stop: re-install the flush after that reset."""
-    workers = sys.modules.get("uvicorn.workers")
-    worker_class = getattr(workers, "UvicornWorker", None)
-    if worker_class is None or getattr(worker_class.init_signals, "_lumen_flush", False):
-        return
+    for module in _UVICORN_WORKER_MODULES:
+        worker_class = getattr(sys.modules.get(module), "UvicornWorker", None)
+        if worker_class is not None and not getattr(worker_class.init_signals, "_lumen_flush", False):
+            _flush_after_init_signals(worker_class)
+
+
+def _flush_after_init_signals(worker_class: Any) -> None:
     original = worker_class.init_signals
 
     def init_signals(self: Any) -> None:
@@ -70,3 +78,12 @@ def keep_sigterm_flush_in_uvicorn_workers() -> None:
 
     init_signals._lumen_flush = True  # type: ignore[attr-defined]
     worker_class.init_signals = init_signals
+
+
+def after_fork_in_child() -> None:
+    """In each forked worker: the SIGTERM flush again (see above), and none of the parent's
+    pooled exporter connections reused."""
+    from lumen_otel._setup.shutdown import close_inherited_connections
+
+    close_inherited_connections()
+    keep_sigterm_flush_in_uvicorn_workers()

@@ -7,6 +7,8 @@ Add the middleware near the top of ``MIDDLEWARE`` (after ``SecurityMiddleware`` 
 
 The header name is ``settings.LUMEN_CORRELATION_HEADER``, else the environment variable of
 the same name, else ``X-Correlation-ID``. The request's ID is also on ``request.correlation_id``.
+``settings.LUMEN_TRUST_INCOMING_IDS = False`` (else bootstrap's setting, else the environment
+variable) makes an edge service give every request its own IDs: see ``docs/correlation.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise ImportError("lumen_otel.django needs Django: pip install 'lumen-otel[django]'") from None
 
-from lumen_otel._correlation.context import _enter, request_context
+from lumen_otel._correlation.context import TRUST_VARIABLE, _enter, request_context, trust_incoming_ids
 from lumen_otel._correlation.propagator import (
     EXPOSE_HEADERS,
     header_from_env,
@@ -45,6 +47,16 @@ class _RequestGetter:
 _getter = _RequestGetter()
 
 
+def _setting_trust(value: Any) -> bool | None:
+    """``settings.LUMEN_TRUST_INCOMING_IDS``: a bool, or a string parsed like the variable."""
+    if value is None or isinstance(value, bool):
+        return value
+    from lumen_otel._config.settings import PARAMETERS
+
+    parameter = next(p for p in PARAMETERS if p.field == "trust_incoming_ids")
+    return bool(parameter.parse(f"settings.{TRUST_VARIABLE}", str(value)))
+
+
 class CorrelationIdMiddleware:
     """One correlation ID per request, on the request, in the context, and on the response.
 
@@ -59,6 +71,8 @@ class CorrelationIdMiddleware:
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
         self.header_name = header_from_env(getattr(settings, "LUMEN_CORRELATION_HEADER", None))
+        self.trust_incoming_ids = _setting_trust(getattr(settings, TRUST_VARIABLE, None))
+        trust_incoming_ids(self.trust_incoming_ids)  # a bad variable fails here, not in a request
         self._is_async = iscoroutinefunction(get_response)
         if self._is_async:
             markcoroutinefunction(self)
@@ -66,7 +80,9 @@ class CorrelationIdMiddleware:
     def __call__(self, request: Any) -> Any:
         if self._is_async:
             return self.__acall__(request)
-        cid, ctx = request_context(request, _getter, self.header_name)
+        cid, ctx = request_context(
+            request, _getter, self.header_name, trust_incoming_ids(self.trust_incoming_ids)
+        )
         request.correlation_id = cid
         leave = _enter(cid, ctx)
         try:
@@ -77,7 +93,9 @@ class CorrelationIdMiddleware:
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        cid, ctx = request_context(request, _getter, self.header_name)
+        cid, ctx = request_context(
+            request, _getter, self.header_name, trust_incoming_ids(self.trust_incoming_ids)
+        )
         request.correlation_id = cid
         leave = _enter(cid, ctx)
         try:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from lumen_otel._correlation.context import _enter, request_context
+from lumen_otel._correlation.context import _enter, request_context, trust_incoming_ids
 from lumen_otel._correlation.propagator import header_from_env, httpx_event_hooks, set_asgi_headers
 
 __all__ = ["CorrelationIdMiddleware", "httpx_event_hooks"]
@@ -52,6 +52,7 @@ class _ScopeGetter:
 
 
 _getter = _ScopeGetter()
+_trust = trust_incoming_ids
 
 
 class CorrelationIdMiddleware:
@@ -61,21 +62,29 @@ class CorrelationIdMiddleware:
         app: the ASGI application to wrap.
         header_name: header to read and write; default ``LUMEN_CORRELATION_HEADER`` or
             ``X-Correlation-ID``.
+        trust_incoming_ids: use the caller's ``traceparent`` and correlation ID; False (an edge
+            service facing clients) gives every request its own, and records the caller's as
+            ``lumen.incoming.*`` span attributes. Default: bootstrap's setting, else
+            ``LUMEN_TRUST_INCOMING_IDS``, else true.
 
     Every response carries the header once: normal ones, 404s, responses made by middleware
     inside this one, and a 500 for an exception that escapes the application before it
     started a response (sent here, then the exception is re-raised for the server to log).
     """
 
-    def __init__(self, app: ASGIApp, header_name: str | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, header_name: str | None = None, trust_incoming_ids: bool | None = None
+    ) -> None:
         self.app = app
         self.header_name = header_from_env(header_name)
+        self.trust_incoming_ids = trust_incoming_ids
+        _trust(trust_incoming_ids)  # a bad LUMEN_TRUST_INCOMING_IDS fails here, not in a request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        cid, ctx = request_context(scope, _getter, self.header_name)
+        cid, ctx = request_context(scope, _getter, self.header_name, _trust(self.trust_incoming_ids))
         header = self.header_name
         started = False
 

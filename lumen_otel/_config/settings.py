@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from lumen_otel.exceptions import ConfigError
 
-__all__ = ["PARAMETERS", "Parameter", "Settings", "load_settings"]
+__all__ = ["PARAMETERS", "SIGNALS", "ExportTarget", "Parameter", "Settings", "load_settings", "shown_url"]
 
 Env = Literal["dev", "prod"]
 LogFormat = Literal["text", "json"]
@@ -97,6 +97,22 @@ def _int(minimum: int) -> Callable[[str, str], int]:
     return parse
 
 
+def _size_cap(minimum: int) -> Callable[[str, str], int]:
+    """A size in bytes: 0 (no cap) or at least ``minimum`` (a smaller cap would cut every line)."""
+    accepted = f"0 (no cap) or an integer >= {minimum}"
+
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise ConfigError(name, raw, accepted) from None
+        if value != 0 and value < minimum:
+            raise ConfigError(name, raw, accepted)
+        return value
+
+    return parse
+
+
 def _float(minimum: float) -> Callable[[str, str], float]:
     def parse(name: str, raw: str) -> float:
         try:
@@ -127,18 +143,36 @@ def _path(name: str, raw: str) -> Path:
     return Path(value).expanduser()
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: ``user:password@`` becomes ``***@`` and a query string
+    ``?***``. Works on URLs that do not parse too (a bad port, no scheme): everything up to the
+    last ``@`` goes, which can hide a little more than the userinfo, never less."""
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    for mark in ("?", "#"):
+        if mark in rest:
+            rest = rest.split(mark, 1)[0] + mark + "***"
+            break
+    return f"{scheme}{sep}{rest}" if sep else rest
+
+
 def _endpoint(name: str, raw: str) -> str:
     value = raw.strip()
     accepted = "an http:// or https:// URL with a host, e.g. https://collector:4318"
+    shown = shown_url(raw)  # a URL's user:password never reaches a message
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError on a bad port
     except ValueError:
-        raise ConfigError(name, raw, accepted) from None
+        raise ConfigError(name, shown, accepted) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
-        raise ConfigError(name, raw, accepted)
+        raise ConfigError(name, shown, accepted)
     if port == 0:
-        raise ConfigError(name, raw, accepted)
+        raise ConfigError(name, shown, accepted)
     return value.rstrip("/")
 
 
@@ -258,7 +292,28 @@ PARAMETERS: tuple[Parameter, ...] = (
         100_000,
         _int(100),
         "integer >= 100",
-        "Records buffered for the console/file writer thread before callers wait.",
+        "Records buffered for the log writer thread before callers wait (and, apart, for the console "
+        "thread before console lines are dropped).",
+    ),
+    Parameter(
+        "log_queue_wait",
+        ("LUMEN_LOG_QUEUE_WAIT",),
+        2.0,
+        _float(0.0),
+        "number >= 0",
+        "Seconds a caller waits for room when the log queue is full before the record is dropped and "
+        "counted (`lumen.log.dropped`, `local_queue_full`); `0`: never wait. A caller on an asyncio "
+        "event loop never waits.",
+    ),
+    Parameter(
+        "log_max_field_bytes",
+        ("LUMEN_LOG_MAX_FIELD_BYTES",),
+        64 * 1024,
+        _size_cap(1024),
+        "`0` (no cap) or integer >= 1024",
+        "Longest message, `extra` string or exception text (UTF-8 bytes) kept per record; the rest is cut "
+        "before redaction and marked `…[truncated N bytes]` (`lumen.log.truncated`).",
+        default_doc="65536 (64 KiB)",
     ),
     Parameter(
         "otlp_endpoint",
@@ -268,6 +323,33 @@ PARAMETERS: tuple[Parameter, ...] = (
         "`http(s)://host:port`",
         "OTLP collector endpoint.",
         default_doc="unset: no OTLP export",
+    ),
+    Parameter(
+        "otlp_logs_endpoint",
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",),
+        None,
+        _endpoint,
+        "`http(s)://host:port/path`",
+        "OTLP endpoint for logs only, used as given (no `/v1/logs` added); turns log export on.",
+        default_doc="unset: the main endpoint",
+    ),
+    Parameter(
+        "otlp_traces_endpoint",
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",),
+        None,
+        _endpoint,
+        "`http(s)://host:port/path`",
+        "OTLP endpoint for traces only, used as given; turns trace export on.",
+        default_doc="unset: the main endpoint",
+    ),
+    Parameter(
+        "otlp_metrics_endpoint",
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",),
+        None,
+        _endpoint,
+        "`http(s)://host:port/path`",
+        "OTLP endpoint for metrics only, used as given; turns metric export on.",
+        default_doc="unset: the main endpoint",
     ),
     Parameter(
         "otlp_protocol",
@@ -283,7 +365,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         False,
         _bool,
         "boolean",
-        "Allow `http://` to a non-loopback collector (one loud warning).",
+        "Allow plaintext (`http://`, or gRPC with `OTEL_EXPORTER_OTLP_*INSECURE=true`) to a "
+        "non-loopback collector, for every endpoint variable (one loud warning).",
     ),
     Parameter(
         "otlp_queue_size",
@@ -320,6 +403,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         _text(_HEADER_NAME, "an HTTP header name (letters, digits, '-'; at most 64)"),
         "an HTTP header name",
         "Correlation ID header.",
+    ),
+    Parameter(
+        "trust_incoming_ids",
+        ("LUMEN_TRUST_INCOMING_IDS",),
+        True,
+        _bool,
+        "boolean",
+        "Continue the caller's `traceparent` and correlation ID; `false` (edge services facing clients) "
+        "starts a new trace and ID per request and records the caller's values as "
+        "`lumen.incoming.*` span attributes.",
     ),
     Parameter(
         "redaction",
@@ -361,6 +454,48 @@ PARAMETERS: tuple[Parameter, ...] = (
 
 _BY_FIELD = {p.field: p for p in PARAMETERS}
 
+#: the OTLP signals, in the order they are listed
+SIGNALS = ("logs", "traces", "metrics")
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """Where one signal is exported: the URL its exporter is given and whether it is encrypted.
+
+    Built by :func:`load_settings`, which has already refused a plaintext non-loopback target
+    unless ``LUMEN_ALLOW_INSECURE`` is true. Header values are never kept, only their names."""
+
+    signal: str
+    #: the exporter's URL: the signal's own variable as given, else the main endpoint
+    #: (``<endpoint>/v1/<signal>`` over HTTP)
+    url: str
+    #: the variable (or ``otlp_*endpoint`` argument) ``url`` came from
+    source: str
+    protocol: Protocol
+    #: https (HTTP) or TLS (gRPC)
+    encrypted: bool
+    #: gRPC: the ``OTEL_EXPORTER_OTLP_*INSECURE`` variable that turned TLS off, if one did
+    insecure_source: str | None = None
+    header_names: tuple[str, ...] = ()
+    header_source: str | None = None
+
+    @property
+    def shown_url(self) -> str:
+        """``url`` without its userinfo or query: safe to print."""
+        return shown_url(self.url)
+
+    @property
+    def transport(self) -> str:
+        if self.protocol == "grpc":
+            return "gRPC over TLS" if self.encrypted else "gRPC, plaintext"
+        return "HTTPS" if self.encrypted else "HTTP, plaintext"
+
+    def __repr__(self) -> str:
+        return (
+            f"ExportTarget(signal={self.signal!r}, url={self.shown_url!r}, source={self.source!r}, "
+            f"protocol={self.protocol!r}, encrypted={self.encrypted!r}, header_names={self.header_names!r})"
+        )
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -376,7 +511,12 @@ class Settings:
     log_file_max_bytes: int
     log_file_backups: int
     log_queue_size: int
+    log_queue_wait: float
+    log_max_field_bytes: int
     otlp_endpoint: str | None
+    otlp_logs_endpoint: str | None
+    otlp_traces_endpoint: str | None
+    otlp_metrics_endpoint: str | None
     otlp_protocol: Protocol
     allow_insecure: bool
     otlp_queue_size: int
@@ -385,6 +525,7 @@ class Settings:
     fastapi_internal_spans: bool
     shutdown_timeout: float
     correlation_header: str
+    trust_incoming_ids: bool
     redaction: bool
     redaction_key: str | None
     redaction_extra_keys: tuple[str, ...]
@@ -393,6 +534,30 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: problems worth one warning at start-up (not errors)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    #: where each signal with an endpoint is exported (logs, traces, metrics), see ExportTarget
+    targets: tuple[ExportTarget, ...] = field(default=(), compare=False)
+
+    def __repr__(self) -> str:
+        """Like the dataclass repr, with secrets hidden (``secret`` parameters, URL userinfo)."""
+        shown = []
+        for param in PARAMETERS:
+            value = getattr(self, param.field, None)
+            if param.secret and value is not None:
+                text = "'<hidden>'"
+            elif param.parse is _endpoint and isinstance(value, str):
+                text = repr(shown_url(value))
+            else:
+                text = repr(value)
+            shown.append(f"{param.field}={text}")
+        shown.append(f"targets={self.targets!r}")
+        return f"Settings({', '.join(shown)})"
+
+    def export_target(self, signal: str) -> ExportTarget | None:
+        """Where ``signal`` ("logs", "traces", "metrics") is exported; ``None``: no endpoint for it.
+
+        A signal is exported when the main endpoint or its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``
+        is set (``LUMEN_TRACES``/``LUMEN_METRICS`` can still turn traces/metrics off)."""
+        return next((t for t in self.targets if t.signal == signal), None)
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, shown value, source) rows for ``lumen-otel doctor``; secrets are hidden."""
@@ -401,6 +566,8 @@ class Settings:
             value = getattr(self, param.field)
             if param.secret and value is not None:
                 shown = "<set, hidden>"
+            elif param.parse is _endpoint and isinstance(value, str):
+                shown = shown_url(value)
             elif isinstance(value, tuple):
                 shown = ", ".join(value) or "-"
             else:
@@ -465,23 +632,146 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             "false",
             "true when LUMEN_ENV=prod: the built-in PHI rules cannot be turned off in production",
         )
-    endpoint = values["otlp_endpoint"]
-    if endpoint is not None:
-        host = urlsplit(endpoint).hostname or ""
-        if endpoint.startswith("http://") and not _is_loopback(host):
-            if not values["allow_insecure"]:
-                raise ConfigError(
-                    _source_name(sources, "otlp_endpoint"),
-                    endpoint,
-                    "an https:// URL for a non-loopback collector "
-                    "(or set LUMEN_ALLOW_INSECURE=true to send telemetry unencrypted)",
-                )
-            warnings.append(
-                f"LUMEN_ALLOW_INSECURE=true: telemetry (which may carry PHI) goes to {endpoint} "
-                "unencrypted. Use https:// in production."
-            )
+    targets = _export_targets(values, sources, env)
+    _check_plaintext(values, sources, targets, warnings)
     _check_tls_files(env, warnings)
-    return Settings(**values, sources=sources, warnings=tuple(warnings))
+    return Settings(**values, sources=sources, warnings=tuple(warnings), targets=targets)
+
+
+_ENDPOINT_FIELDS = ("otlp_endpoint", *(f"otlp_{signal}_endpoint" for signal in SIGNALS))
+#: one ``name=value`` of ``OTEL_EXPORTER_OTLP_*HEADERS``, as upstream's liberal parser accepts it
+_HEADER_ITEM = re.compile(
+    r"[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*[ \t]*"
+)
+
+
+def _header_names(name: str, raw: str) -> tuple[str, ...]:
+    """The names in an ``OTEL_EXPORTER_OTLP_*HEADERS`` value; its values are never shown.
+
+    A malformed entry stops start-up here: upstream would skip it with a warning that prints
+    it, token and all (``Authorization: Bearer ...`` instead of ``Authorization=Bearer%20...``)."""
+    names: list[str] = []
+    shown: list[str] = []
+    malformed = False
+    for item in re.split(r"[ \t]*,[ \t]*", raw.strip()):
+        if not item:
+            continue
+        match = _HEADER_ITEM.fullmatch(item)
+        if match is None:
+            malformed = True
+            shown.append("<malformed entry, hidden>")
+        else:
+            names.append(unquote(match.group(1)).strip().lower())
+            shown.append(f"{match.group(1)}=<hidden>")
+    if malformed:
+        raise ConfigError(
+            name,
+            ",".join(shown),
+            "comma-separated name=value pairs with URL-encoded values, e.g. "
+            "authorization=Bearer%20<token> (values are never shown)",
+        )
+    return tuple(names)
+
+
+def _export_targets(
+    values: Mapping[str, Any], sources: Mapping[str, str], env: Mapping[str, str]
+) -> tuple[ExportTarget, ...]:
+    """Each signal's exporter URL, encryption and header names, as the exporters will use them."""
+    protocol = values["otlp_protocol"]
+    for field_name in _ENDPOINT_FIELDS:
+        url = values[field_name]
+        if protocol == "grpc" and url is not None and "@" in urlsplit(url).netloc:
+            raise ConfigError(
+                _source_name(sources, field_name),
+                shown_url(url),
+                "a URL without user:password@ for gRPC (send credentials in OTEL_EXPORTER_OTLP_HEADERS)",
+            )
+    general_insecure = _env_bool(env, "OTEL_EXPORTER_OTLP_INSECURE")
+    general_headers = env.get("OTEL_EXPORTER_OTLP_HEADERS", "")
+    general_names = _header_names("OTEL_EXPORTER_OTLP_HEADERS", general_headers)
+    targets = []
+    for signal in SIGNALS:
+        upper = signal.upper()
+        own_headers = env.get(f"OTEL_EXPORTER_OTLP_{upper}_HEADERS", "")
+        own_names = _header_names(f"OTEL_EXPORTER_OTLP_{upper}_HEADERS", own_headers)
+        own_insecure = _env_bool(env, f"OTEL_EXPORTER_OTLP_{upper}_INSECURE")
+        own_field = f"otlp_{signal}_endpoint"
+        if values[own_field] is not None:
+            url, source = values[own_field], _source_name(sources, own_field)
+        elif values["otlp_endpoint"] is not None:
+            base = values["otlp_endpoint"]
+            url = base if protocol == "grpc" else f"{base}/v1/{signal}"
+            source = _source_name(sources, "otlp_endpoint")
+        else:
+            continue
+        https = url.startswith("https://")
+        # upstream's gRPC exporters: the signal's *_INSECURE variable, else the general one
+        insecure = own_insecure if own_insecure is not None else general_insecure
+        insecure_source = None
+        if protocol == "grpc" and https and insecure and insecure[0]:
+            insecure_source = insecure[1]
+        if own_headers.strip():
+            header_names, header_source = own_names, f"OTEL_EXPORTER_OTLP_{upper}_HEADERS"
+        elif general_headers.strip():
+            header_names, header_source = general_names, "OTEL_EXPORTER_OTLP_HEADERS"
+        else:
+            header_names, header_source = (), None
+        targets.append(
+            ExportTarget(
+                signal=signal,
+                url=url,
+                source=source,
+                protocol=protocol,
+                encrypted=https and insecure_source is None,
+                insecure_source=insecure_source,
+                header_names=header_names,
+                header_source=header_source,
+            )
+        )
+    return tuple(targets)
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> tuple[bool, str] | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    return _bool(name, raw), name
+
+
+def _check_plaintext(
+    values: Mapping[str, Any],
+    sources: Mapping[str, str],
+    targets: tuple[ExportTarget, ...],
+    warnings: list[str],
+) -> None:
+    """Every endpoint variable, and every gRPC target with TLS turned off, must be encrypted or
+    loopback, unless ``LUMEN_ALLOW_INSECURE`` is true: then one warning lists them all."""
+    plaintext: dict[str, str] = {}  # variable -> URL, in the order found
+    for field_name in _ENDPOINT_FIELDS:
+        url = values[field_name]
+        if url is not None and url.startswith("http://") and not _is_loopback(urlsplit(url).hostname or ""):
+            plaintext.setdefault(_source_name(sources, field_name), url)
+    for target in targets:
+        if target.insecure_source and not _is_loopback(urlsplit(target.url).hostname or ""):
+            plaintext.setdefault(target.insecure_source, target.url)
+    if not plaintext:
+        return
+    if not values["allow_insecure"]:
+        variable, url = next(iter(plaintext.items()))
+        allow = "or set LUMEN_ALLOW_INSECURE=true to send telemetry unencrypted"
+        if variable.endswith("INSECURE"):
+            raise ConfigError(
+                variable,
+                "true",
+                f"false for a non-loopback collector: gRPC to {shown_url(url)} "
+                f"would be unencrypted ({allow})",
+            )
+        raise ConfigError(variable, shown_url(url), f"an https:// URL for a non-loopback collector ({allow})")
+    where = ", ".join(f"{shown_url(url)} ({variable})" for variable, url in plaintext.items())
+    warnings.append(
+        f"LUMEN_ALLOW_INSECURE=true: telemetry (which may carry PHI) goes to {where} unencrypted. "
+        "Use https:// in production."
+    )
 
 
 def _source_name(sources: Mapping[str, str], field_name: str) -> str:
@@ -505,7 +795,8 @@ def _coerce_argument(param: Parameter, value: Any) -> Any:
         return param.parse(
             param.field, json.dumps(list(value)) if "pattern" in param.field else ",".join(value)
         )
-    raise ConfigError(param.field, value, param.accepted)
+    shown = "<hidden>" if param.secret else shown_url(repr(value)) if param.parse is _endpoint else value
+    raise ConfigError(param.field, shown, param.accepted)
 
 
 _TLS_FILE_VARS = (
@@ -522,8 +813,17 @@ def _check_tls_files(env: Mapping[str, str], warnings: list[str]) -> None:
             raw = env.get(variant)
             if not raw:
                 continue
+            if "-----BEGIN" in raw or "\n" in raw or len(raw) > 4096:
+                # the certificate or key itself pasted into the variable: never echo it
+                raise ConfigError(
+                    variant, "<file contents, hidden>", "the path of a PEM file, not its contents"
+                )
             path = Path(raw)
-            if not path.is_file():
+            try:
+                is_file = path.is_file()
+            except OSError:
+                is_file = False
+            if not is_file:
                 raise ConfigError(variant, raw, "the path of a readable PEM file")
             try:
                 head = path.read_bytes()[:4096]

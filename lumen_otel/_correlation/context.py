@@ -21,6 +21,14 @@ no traceparent, UUID header        the UUID's 128 bits             canonical low
 no traceparent, other header       first 16 bytes of SHA-256       the header value
 nothing                            new UUIDv4-shaped trace id      trace id as a UUID
 =================================  ==============================  =============================
+
+Trust policy: with ``LUMEN_TRUST_INCOMING_IDS=false`` (an edge service facing clients) every
+request is treated as the last row whatever it carries: a new root span with a new trace id and
+a new correlation ID, no caller ``tracestate`` or ``baggage``. A client can then not put its lines
+in another request's trace or under another request's ID. What the caller sent is kept for
+investigation as span attributes of the server span (and of any local root span of the request):
+``lumen.incoming.correlation_id`` and ``lumen.incoming.traceparent``, the normalised value when
+valid, else escaped, redacted and cut to 40 characters (:func:`incoming_attributes`).
 """
 
 from __future__ import annotations
@@ -41,25 +49,39 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from lumen_otel._correlation.trace_ids import PENDING_TRACE_ID_KEY, new_trace_id, trace_id_to_uuid
 
 __all__ = [
     "CORRELATION_ID_KEY",
     "DEFAULT_HEADER",
+    "INCOMING_KEY",
+    "TRUST_VARIABLE",
     "CorrelationIdSpanProcessor",
     "correlation_scope",
+    "distrusted_context",
     "get_correlation_id",
+    "incoming_attributes",
     "parse_correlation_id",
     "resolve",
     "trace_id_for_correlation_id",
+    "trust_from_env",
+    "trust_incoming_ids",
 ]
 
 DEFAULT_HEADER = "X-Correlation-ID"
 
 #: OpenTelemetry context key holding the correlation ID (set by the propagator's extract).
 CORRELATION_ID_KEY = otel_context.create_key("lumen-correlation-id")
+
+#: OpenTelemetry context key set when the request's IDs were made here because incoming ones are
+#: not trusted: the ``lumen.incoming.*`` attributes to record (possibly none).
+INCOMING_KEY = otel_context.create_key("lumen-incoming-ids")
+
+TRUST_VARIABLE = "LUMEN_TRUST_INCOMING_IDS"
+_TRACEPARENT_HEADER = "traceparent"
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", re.ASCII)
 
 _correlation_id: ContextVar[str | None] = ContextVar("lumen_correlation_id", default=None)
 
@@ -227,6 +249,116 @@ def parse_correlation_id(raw: str | bytes | Iterable[str | bytes] | None, *, war
     return accepted.pop()
 
 
+# ---------------------------------------------------------------- trust policy
+
+
+def trust_incoming_ids(trust: bool | None = None) -> bool:
+    """``trust``, else bootstrap's setting, else ``LUMEN_TRUST_INCOMING_IDS``, else True.
+
+    Raises:
+        ConfigError: the variable is not a boolean (the message names it).
+    """
+    if trust is not None:
+        return trust
+    from lumen_otel._state import STATE
+
+    handle = STATE.handle
+    if handle is not None:
+        return handle.settings.trust_incoming_ids
+    return trust_from_env()
+
+
+def trust_from_env() -> bool:
+    """``LUMEN_TRUST_INCOMING_IDS`` (default true), parsed as the settings table parses it.
+
+    Raises:
+        ConfigError: the variable is not a boolean (the message names it).
+    """
+    raw = os.environ.get(TRUST_VARIABLE, "").strip()
+    if not raw:
+        return True
+    from lumen_otel._config.settings import PARAMETERS
+
+    parameter = next(p for p in PARAMETERS if p.field == "trust_incoming_ids")
+    return bool(parameter.parse(TRUST_VARIABLE, raw))
+
+
+def _joined(raw: str | bytes | Iterable[str | bytes]) -> str:
+    return ",".join(_candidates(raw))
+
+
+def incoming_attributes(raw_correlation_id: Any, raw_traceparent: Any) -> dict[str, str]:
+    """The ``lumen.incoming.*`` span attributes for IDs a caller sent that are not used.
+
+    A valid correlation ID is recorded normalised (valid IDs carry no PHI: they are checked like
+    trusted ones), a W3C ``traceparent`` as sent; anything else escaped (``ascii()``: no control
+    characters), redacted and cut to 40 characters.
+    """
+    attributes: dict[str, str] = {}
+    if raw_correlation_id is not None:
+        cid = parse_correlation_id(raw_correlation_id, warn=False)
+        attributes["lumen.incoming.correlation_id"] = (
+            cid if cid is not None else _escaped(_joined(raw_correlation_id))
+        )
+    if raw_traceparent is not None:
+        text = _joined(raw_traceparent).strip(" \t")
+        if _TRACEPARENT.fullmatch(text) and not text.startswith("ff"):
+            attributes["lumen.incoming.traceparent"] = text
+        elif text:
+            attributes["lumen.incoming.traceparent"] = _escaped(text)
+    return attributes
+
+
+def _escaped(value: str) -> str:
+    from lumen_otel._redaction import get_default_redactor
+
+    try:
+        value = get_default_redactor().redact_text(value[:1024])
+    except Exception:  # noqa: BLE001 - a value we could not check is not recorded
+        return "[REDACTED:UNPROCESSABLE]"
+    return _shown(value)
+
+
+def distrusted_context(
+    context: Context, raw_correlation_id: Any, raw_traceparent: Any
+) -> tuple[str, Context]:
+    """The request's own IDs when incoming ones are not trusted: (new correlation ID, context).
+
+    The returned context has no remote parent span (a caller's ``traceparent``, already
+    extracted into ``context``, is dropped), no baggage, a new correlation ID with the pending
+    trace id of the coming root span, and under :data:`INCOMING_KEY` what the caller sent.
+    """
+    from opentelemetry import baggage
+
+    span_context = trace.get_current_span(context).get_span_context()
+    if span_context.is_remote:
+        context = trace.set_span_in_context(trace.INVALID_SPAN, context)
+    if baggage.get_all(context):
+        context = baggage.clear(context)
+    cid, pending = resolve(None, None)
+    context = context_with(cid, pending, context)
+    attributes = incoming_attributes(raw_correlation_id, raw_traceparent)
+    return cid, otel_context.set_value(INCOMING_KEY, attributes, context)
+
+
+def clean_remote_parent(context: Context) -> Context:
+    """``context`` whose remote parent's ``tracestate`` has no entry the redactor would flag.
+
+    A child span inherits its parent's tracestate: dropped here, PHI a caller put there is neither
+    exported on this service's spans nor forwarded on its outgoing calls.
+    """
+    span_context = trace.get_current_span(context).get_span_context()
+    if not span_context.is_remote or not span_context.trace_state:
+        return context
+    from lumen_otel._redaction import get_default_redactor
+    from lumen_otel._redaction.spans import redact_span_context
+
+    cleaned = redact_span_context(span_context, get_default_redactor())
+    if cleaned is span_context:
+        return context
+    return trace.set_span_in_context(NonRecordingSpan(cleaned), context)
+
+
 # ---------------------------------------------------------------- the mapping
 
 
@@ -268,6 +400,7 @@ def request_context(
     carrier: Any,
     getter: Any,
     header: str,
+    trust: bool = True,
 ) -> tuple[str, Context | None]:
     """For the middlewares: the request's correlation ID, and a context to attach (or None).
 
@@ -275,18 +408,23 @@ def request_context(
     reused (no second parse, no second warning) and there is nothing to attach. Otherwise the
     same rules are applied here: the global propagator's extract (traceparent, baggage), the
     server span if one exists, then :func:`resolve`.
+
+    With ``trust`` False nothing the caller sent is used (:func:`distrusted_context`); an ID our
+    propagator made under the same policy is reused.
     """
     from opentelemetry import propagate
 
     current = otel_context.get_current()
     existing = current.get(CORRELATION_ID_KEY)
-    if isinstance(existing, str):
+    if isinstance(existing, str) and (trust or current.get(INCOMING_KEY) is not None):
         return existing, None
     raw = getter.get(carrier, header)
+    if not trust:
+        return _distrusted_request(carrier, getter, current, raw)
     ctx = current
     span_context = trace.get_current_span(current).get_span_context()
     if not span_context.is_valid:  # else a server span exists (instrumentation without our propagator)
-        ctx = propagate.extract(carrier, context=current, getter=getter)
+        ctx = clean_remote_parent(propagate.extract(carrier, context=current, getter=getter))
         found = ctx.get(CORRELATION_ID_KEY)
         # Reuse what a global lumen propagator found, unless it read another header than
         # this middleware was told to (then the middleware's header decides).
@@ -295,6 +433,63 @@ def request_context(
         span_context = trace.get_current_span(ctx).get_span_context()
     cid, pending = resolve(span_context if span_context.is_valid else None, raw)
     return cid, context_with(cid, pending, ctx)
+
+
+_warned_followed_parent = False
+
+
+def _incoming_trace_id(raw_traceparent: Any) -> int | None:
+    if raw_traceparent is None:
+        return None
+    text = _joined(raw_traceparent).strip(" \t").lower()
+    return int(text[3:35], 16) if _TRACEPARENT.fullmatch(text) else None
+
+
+def _distrusted_request(carrier: Any, getter: Any, current: Context, raw: Any) -> tuple[str, Context]:
+    """:func:`request_context` when incoming IDs are not trusted and our propagator did not run."""
+    traceparent = getter.get(carrier, _TRACEPARENT_HEADER)
+    span = trace.get_current_span(current)
+    span_context = span.get_span_context()
+    if not span_context.is_valid:
+        return distrusted_context(current, raw, traceparent)
+    # A server span started before this middleware by a framework or instrumentation that used
+    # another propagator (FastAPI's own telemetry, the API's default propagators...).
+    attributes = incoming_attributes(raw, traceparent)
+    from opentelemetry import baggage
+
+    ctx = baggage.clear(current) if baggage.get_all(current) else current
+    if span_context.trace_id != _incoming_trace_id(traceparent):
+        # its own new trace: the ID names it, as for a request that came with nothing
+        cid = trace_id_to_uuid(span_context.trace_id)
+        ctx = otel_context.set_value(CORRELATION_ID_KEY, cid, ctx)
+    else:
+        # It follows the caller's traceparent and cannot be re-parented now. The request's work
+        # (log lines, the spans it starts, outgoing calls) moves to a new trace of its own; that
+        # span keeps the caller's trace and says which ID the request got.
+        _warn_followed_parent()
+        cid, ctx = distrusted_context(trace.set_span_in_context(trace.INVALID_SPAN, ctx), None, None)
+    with contextlib.suppress(Exception):
+        span.set_attributes({"correlation_id": cid, **attributes})
+    return cid, otel_context.set_value(INCOMING_KEY, attributes, ctx)
+
+
+def _warn_followed_parent() -> None:
+    global _warned_followed_parent  # noqa: PLW0603 - one warning per process
+    if _warned_followed_parent:
+        return
+    _warned_followed_parent = True
+    with contextlib.suppress(Exception):
+        _logger.warning(
+            "LUMEN_TRUST_INCOMING_IDS=false, but the server span was started with the caller's "
+            "traceparent before lumen-otel's middleware ran; the request's logs and spans get a new "
+            "trace, that span stays in the caller's. Install lumen-otel's propagator (bootstrap(), or "
+            "list lumen_correlation in OTEL_PROPAGATORS) to start the server span in a new trace."
+        )
+
+
+def _incoming(parent_context: Context | None) -> dict[str, str] | None:
+    value = otel_context.get_value(INCOMING_KEY, parent_context)
+    return value if isinstance(value, dict) and value else None
 
 
 def _enter(cid: str, ctx: Context | None) -> Callable[[], None]:
@@ -334,7 +529,9 @@ class CorrelationIdSpanProcessor(SpanProcessor):
     """Puts ``correlation_id`` on server, consumer and local root spans when they start.
 
     With a caller's own ``traceparent`` *and* header (the first row of the mapping) the trace id and
-    the ID are unrelated; the attribute lets a tracing backend find the trace by the ID too.
+    the ID are unrelated; the attribute lets a tracing backend find the trace by the ID too. When
+    incoming IDs are not trusted, the caller's values go on the same spans as
+    ``lumen.incoming.correlation_id`` / ``lumen.incoming.traceparent``.
     """
 
     _KINDS = frozenset({trace.SpanKind.SERVER, trace.SpanKind.CONSUMER})
@@ -348,6 +545,9 @@ class CorrelationIdSpanProcessor(SpanProcessor):
                 cid = value if isinstance(value, str) else None
             if cid is not None:
                 span.set_attribute("correlation_id", cid)
+            incoming = _incoming(parent_context)
+            if incoming is not None:
+                span.set_attributes(incoming)
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.kind is trace.SpanKind.SERVER:

@@ -34,6 +34,19 @@ Under ``opentelemetry-instrument`` the global propagator is built before any dis
 ``OTEL_PROPAGATORS``. ``lumen_correlation`` must come after the trace-context propagators in
 such a list: it reads the span context they extracted.
 
+Trust policy and tracestate
+---------------------------
+With ``LUMEN_TRUST_INCOMING_IDS=false`` ``extract`` ignores what the caller sent: it runs after the
+trace-context and baggage propagators, so it drops the remote parent span and the baggage they
+extracted, makes a new correlation ID and trace id (the last row of the mapping) and leaves the
+caller's ``X-Correlation-ID`` and ``traceparent`` in the context
+(:data:`~lumen_otel._correlation.context.INCOMING_KEY`) for
+:class:`~lumen_otel._correlation.context.CorrelationIdSpanProcessor` to record as
+``lumen.incoming.*`` attributes of the server span. When trusting, ``extract`` removes the
+``tracestate`` entries the redactor would flag from the remote parent (so the server span does
+not inherit them), and the trace-context propagator :func:`install_propagators` installs drops
+them on ``inject`` too (:func:`~lumen_otel._redaction.spans.redact_trace_state`).
+
 Response header, once
 ---------------------
 :func:`install_response_propagator` registers a response propagator with the instrumentations
@@ -55,13 +68,18 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators import textmap
 from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, TextMapPropagator
+from opentelemetry.trace import NonRecordingSpan
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from lumen_otel._correlation.context import (
     CORRELATION_ID_KEY,
     DEFAULT_HEADER,
+    clean_remote_parent,
     context_with,
+    distrusted_context,
     get_correlation_id,
     resolve,
+    trust_from_env,
 )
 from lumen_otel._correlation.trace_ids import trace_id_to_uuid
 from lumen_otel.exceptions import ConfigError
@@ -69,6 +87,7 @@ from lumen_otel.exceptions import ConfigError
 __all__ = [
     "CorrelationIdPropagator",
     "CorrelationIdResponsePropagator",
+    "RedactingTraceContextPropagator",
     "httpx_event_hooks",
     "install_propagators",
     "install_response_propagator",
@@ -126,13 +145,29 @@ class CorrelationIdPropagator(TextMapPropagator):
     ``inject`` writes the current correlation ID (the span's trace id as a UUID when there is
     none but a span exists), unless the outgoing request already has the header.
 
+    With incoming IDs not trusted (``trust_incoming_ids=False``, or ``LUMEN_TRUST_INCOMING_IDS=false``)
+    ``extract`` uses none of the caller's trace context, baggage or ID: see the module docstring.
+
     Args:
         header: header name; default ``LUMEN_CORRELATION_HEADER`` or ``X-Correlation-ID``.
+        trust_incoming_ids: default bootstrap's setting, else ``LUMEN_TRUST_INCOMING_IDS``, else true.
     """
 
-    def __init__(self, header: str | None = None) -> None:
+    def __init__(self, header: str | None = None, trust_incoming_ids: bool | None = None) -> None:
         self.header = header_from_env(header)
         self._lower = self.header.lower()
+        self._explicit_trust = trust_incoming_ids
+        # checked now: a bad LUMEN_TRUST_INCOMING_IDS fails start-up, not a request
+        self._env_trust = trust_from_env() if trust_incoming_ids is None else trust_incoming_ids
+
+    @property
+    def trusts_incoming_ids(self) -> bool:
+        if self._explicit_trust is not None:
+            return self._explicit_trust
+        from lumen_otel._state import STATE
+
+        handle = STATE.handle  # bootstrap(trust_incoming_ids=...) after this propagator was built
+        return handle.settings.trust_incoming_ids if handle is not None else self._env_trust
 
     def extract(
         self,
@@ -145,6 +180,9 @@ class CorrelationIdPropagator(TextMapPropagator):
         raw = getter.get(carrier, self.header)
         if raw is None and self._lower != self.header:
             raw = getter.get(carrier, self._lower)  # plain dicts of lower-cased (HTTP/2) names
+        if not self.trusts_incoming_ids:
+            return distrusted_context(context, raw, getter.get(carrier, "traceparent"))[1]
+        context = clean_remote_parent(context)
         span_context = trace.get_current_span(context).get_span_context()
         cid, pending = resolve(span_context if span_context.is_valid else None, raw)
         return context_with(cid, pending, context)
@@ -166,10 +204,35 @@ class CorrelationIdPropagator(TextMapPropagator):
         return {self.header}
 
 
+class RedactingTraceContextPropagator(TraceContextTextMapPropagator):
+    """W3C trace context whose ``inject`` leaves out the ``tracestate`` entries the redactor would flag.
+
+    A span's tracestate is inherited from its parent, or set by code; the entries that look like
+    PHI are not sent on outgoing calls. ``extract`` is the stock one (the correlation propagator
+    after it cleans what was extracted).
+    """
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = textmap.default_setter,
+    ) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if span_context.is_valid and span_context.trace_state:
+            from lumen_otel._redaction import get_default_redactor
+            from lumen_otel._redaction.spans import redact_span_context
+
+            cleaned = redact_span_context(span_context, get_default_redactor())
+            if cleaned is not span_context:
+                context = trace.set_span_in_context(NonRecordingSpan(cleaned), context)
+        super().inject(carrier, context, setter)
+
+
 # ---------------------------------------------------------------- installation
 
 
-def install_propagators(header: str) -> None:
+def install_propagators(header: str, trust_incoming_ids: bool | None = None) -> None:
     """Make tracecontext + baggage + correlation the global propagator, unless the user chose.
 
     With ``OTEL_PROPAGATORS`` set (``lumen_correlation`` is then theirs to list) nothing is
@@ -179,14 +242,13 @@ def install_propagators(header: str) -> None:
         return
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.propagators.composite import CompositePropagator
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     propagate.set_global_textmap(
         CompositePropagator(
             [
-                TraceContextTextMapPropagator(),
+                RedactingTraceContextPropagator(),
                 W3CBaggagePropagator(),
-                CorrelationIdPropagator(header),
+                CorrelationIdPropagator(header, trust_incoming_ids),
             ]
         )
     )

@@ -5,13 +5,29 @@ must happen before the record leaves the caller: capture the context (correlatio
 trace and span IDs), format the message and the exception while their objects still
 have the state they had at the call, and remove PHI. Everything else (JSON encoding,
 writing, OTLP translation) happens on the writer thread.
+
+Bounded cost per record
+-----------------------
+Redaction is linear in its input but not cheap on hostile text (``'Dr. A. ' * N`` costs 1-3 ms
+per KiB: benchmarks/bench_adversarial.py), and it runs on the caller's thread, in an async service
+the event loop. So before redaction every
+field is cut to ``LUMEN_LOG_MAX_FIELD_BYTES`` (UTF-8 bytes; 64 KiB by default; 0 turns the cap
+off): the formatted message, each string ``extra`` value and the strings nested in ``extra``
+dicts and lists (their keys too), the exception message and the stack text. The cut falls on the last
+whitespace within 256 characters of the limit when there is one, so a value is not split in half
+(a split SSN would no longer look like one), and is marked ``…[truncated N bytes]`` with the
+number of bytes removed. Each cut field counts once in ``lumen.log.truncated`` (``part``:
+``message``, ``extra``, ``exception``, ``stack``). The common path is a ``len()`` per field.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
@@ -19,7 +35,7 @@ from opentelemetry import trace
 from lumen_otel._correlation.context import get_correlation_id, take_finished_request
 from lumen_otel._redaction import Redactor
 
-__all__ = ["RESERVED_ATTRS", "Enricher", "sanitize"]
+__all__ = ["DEFAULT_MAX_FIELD_BYTES", "RESERVED_ATTRS", "Enricher", "sanitize", "truncate"]
 
 #: attributes every LogRecord has, plus the ones lumen-otel and the OTel logging
 #: instrumentation add: everything else on a record is the user's ``extra``.
@@ -46,6 +62,76 @@ RESERVED_ATTRS = _RECORD_ATTRS | {
 
 _MAX_DEPTH = 8
 _PRIMITIVES = (str, int, float, bool, type(None))
+
+#: ``LUMEN_LOG_MAX_FIELD_BYTES``' default: 64 KiB per message, extra value or exception text
+DEFAULT_MAX_FIELD_BYTES = 64 * 1024
+#: how far back from the limit the cut looks for whitespace
+_BOUNDARY_WINDOW = 256
+_WHITESPACE = " \t\n\r"
+
+
+def truncation_marker(cut: int) -> str:
+    """The text that replaces the end of a field cut to the size limit."""
+    return f"\u2026[truncated {cut} bytes]"
+
+
+def truncate(text: str, limit: int) -> tuple[str, int]:
+    """``(head, bytes cut)``: ``text`` cut to at most ``limit`` UTF-8 bytes, or ``(text, 0)``.
+
+    The head ends on the last whitespace within 256 characters of the limit when there is
+    one (a value split in half may no longer look like PHI to the redactor), and never in the
+    middle of a character. No marker is added: the caller appends :func:`truncation_marker`.
+    The common case costs a ``len()``: a string of at most ``limit / 4`` characters, or an ASCII
+    one of at most ``limit``, always fits.
+    """
+    length = len(text)
+    if length <= limit >> 2 or limit <= 0:
+        return text, 0
+    if text.isascii():
+        if length <= limit:
+            return text, 0
+        head, total = text[:limit], length
+    else:
+        data = text.encode("utf-8", "surrogatepass")
+        total = len(data)
+        if total <= limit:
+            return text, 0
+        end = limit
+        while end > 0 and data[end] & 0xC0 == 0x80:  # a continuation byte: back to the character's start
+            end -= 1
+        head = data[:end].decode("utf-8", "surrogatepass")
+    tail = head[-_BOUNDARY_WINDOW:]
+    space = max(tail.rfind(ch) for ch in _WHITESPACE)
+    if space >= 0:
+        head = head[: len(head) - len(tail) + space + 1]
+    kept = len(head) if text.isascii() else len(head.encode("utf-8", "surrogatepass"))
+    return head, total - kept
+
+
+def _oversized(value: Any, quarter: int) -> bool:
+    """True when a (sanitized) value holds a string that may be longer than the limit."""
+    if isinstance(value, str):
+        return len(value) > quarter
+    if isinstance(value, dict):
+        return any(len(k) > quarter or _oversized(v, quarter) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_oversized(v, quarter) for v in value)
+    return False
+
+
+def _cut_value(value: Any, limit: int, cuts: list[int]) -> Any:
+    """``value`` with every string in it (dict keys too) cut to ``limit`` and marked."""
+    if isinstance(value, str):
+        head, cut = truncate(value, limit)
+        if not cut:
+            return value
+        cuts.append(cut)
+        return head + truncation_marker(cut)
+    if isinstance(value, dict):
+        return {_cut_value(k, limit, cuts): _cut_value(v, limit, cuts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut_value(v, limit, cuts) for v in value]
+    return value
 
 
 def sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
@@ -128,14 +214,71 @@ def _logged_after_request(record: logging.LogRecord) -> bool:
 
 
 class Enricher:
-    """Adds service, host, correlation and trace fields; redacts message, extras and exception."""
+    """Adds service, host, correlation and trace fields; caps and redacts message, extras and exception.
 
-    __slots__ = ("hostname", "redactor", "service_name")
+    Args:
+        service_name: the ``service_name`` field.
+        redactor: removes PHI.
+        max_field_bytes: ``LUMEN_LOG_MAX_FIELD_BYTES``: each field is cut to this many UTF-8
+            bytes before redaction (0: no cap).
+        count_truncated: called with the number of fields cut and the part (``message``,
+            ``extra``, ``exception``, ``stack``) for ``lumen.log.truncated``.
+    """
 
-    def __init__(self, service_name: str, redactor: Redactor) -> None:
+    __slots__ = ("_fits", "count_truncated", "hostname", "max_field_bytes", "redactor", "service_name")
+
+    def __init__(
+        self,
+        service_name: str,
+        redactor: Redactor,
+        *,
+        max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+        count_truncated: Callable[[int, str], None] | None = None,
+    ) -> None:
         self.service_name = service_name
         self.hostname = socket.gethostname()
         self.redactor = redactor
+        self.max_field_bytes = max_field_bytes
+        self.count_truncated = count_truncated
+        #: strings of at most this many characters fit whatever they hold (4 bytes a character)
+        self._fits = max_field_bytes >> 2 if max_field_bytes > 0 else sys.maxsize
+
+    def _capped(self, text: str, part: str) -> str:
+        """``text`` cut to the limit and redacted, with the marker after the redacted head."""
+        if len(text) <= self._fits:
+            return self.redactor.redact_text(text)
+        head, cut = truncate(text, self.max_field_bytes)
+        if not cut:
+            return self.redactor.redact_text(text)
+        self._count(part)
+        return self.redactor.redact_text(head) + truncation_marker(cut)
+
+    def _count(self, part: str, fields: int = 1) -> None:
+        count = self.count_truncated
+        if count is not None:
+            with contextlib.suppress(Exception):  # a broken meter must not lose the record
+                count(fields, part)
+
+    def _capped_extras(self, extras: dict[str, Any], primitive: bool) -> dict[str, Any]:
+        """Sanitized ``extras`` with oversized strings cut (the marker goes through redaction)."""
+        fits = self._fits
+        # Top-level keys are attribute names of the record: left as they are (cutting one would
+        # leave the original attribute on the record for other handlers).
+        if primitive:  # the common case: a len() per string value
+            for value in extras.values():
+                if type(value) is str and len(value) > fits:
+                    break
+            else:
+                return extras
+        elif not any(_oversized(value, fits) for value in extras.values()):
+            return extras
+        cuts: list[int] = []
+        limit = self.max_field_bytes
+        capped = {k: _cut_value(v, limit, cuts) for k, v in extras.items()}
+        if not cuts:
+            return extras
+        self._count("extra", len(cuts))
+        return capped
 
     def __call__(self, record: logging.LogRecord) -> None:
         fields = record.__dict__
@@ -161,15 +304,17 @@ class Enricher:
                     record.correlation_id, record.trace_id, record.span_id, record.trace_flags = finished
 
         redact_text = self.redactor.redact_text
-        message = redact_text(_safe_message(record))
+        message = _safe_message(record)
+        message = redact_text(message) if len(message) <= self._fits else self._capped(message, "message")
         record.msg = message
         record.args = None
         record.message = message
 
         if extras:
-            if not _all_primitive(extras):
+            primitive = _all_primitive(extras)
+            if not primitive:
                 extras = sanitize(extras)
-            extras = self.redactor.redact_mapping(extras)
+            extras = self.redactor.redact_mapping(self._capped_extras(extras, primitive))
             fields.update(extras)  # other handlers on the record see redacted values too
         record.lumen_extra = extras
 
@@ -182,16 +327,16 @@ class Enricher:
                 stack = f"{exc_type!r} (traceback unavailable)"
             exception = {
                 "type": getattr(exc_type, "__qualname__", str(exc_type)),
-                "message": redact_text(_safe_str(exc_value)),
-                "stacktrace": redact_text(stack),
+                "message": self._capped(_safe_str(exc_value), "exception"),
+                "stacktrace": self._capped(stack, "stack"),
             }
             record.lumen_exception = exception
             record.exc_text = exception["stacktrace"]
             record.exc_info = None  # nobody downstream re-formats the unredacted exception
         elif record.exc_text:
-            record.exc_text = redact_text(record.exc_text)
+            record.exc_text = self._capped(record.exc_text, "stack")
         if record.stack_info:
-            record.stack_info = redact_text(record.stack_info)
+            record.stack_info = self._capped(record.stack_info, "stack")
 
 
 def _safe_str(value: object) -> str:

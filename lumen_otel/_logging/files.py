@@ -7,12 +7,19 @@ Why not the stdlib or concurrent-log-handler:
 - ``concurrent-log-handler`` takes a lock-file lock around every record; correct, but a
   system call pair per line on the hot path.
 
-Here the writer thread writes whole batches with one ``os.write`` on an ``O_APPEND`` fd
-(the kernel appends each call whole, so lines from several processes never interleave),
-holding a *shared* ``flock`` on ``<file>.lock``; rotation takes the lock *exclusively*,
-re-checks the size and renames ``.log`` → ``.log.1`` → ...; a writer that finds the path
-now names another inode re-opens. A line written before a rotation is in ``.log.1``, one
-written after it in the new ``.log``: none is lost, none is split.
+Here the writer thread writes whole batches with one ``os.write`` on an ``O_APPEND`` fd,
+holding an exclusive ``flock`` on ``<file>.lock`` (one lock call per batch, not per line);
+rotation takes the same lock, re-checks the size and renames ``.log`` → ``.log.1`` → ...;
+a writer that finds the path now names another inode re-opens. A line written before a
+rotation is in ``.log.1``, one written after it in the new ``.log``: none is lost, none is
+split.
+
+Whole lines or none: a disk that fills up mid-write (``ENOSPC``, a quota, a file size
+limit) leaves a partial write. Because every writer holds the lock exclusively, the size
+measured before the write is the known end of the last whole line; the partial tail is cut
+back (``os.ftruncate``) to the last whole line that did fit, and the lines that did not are
+reported back to the caller to count (``disk_full``). Writing resumes by itself once there
+is space: the next batch simply goes in whole. No torn line, and no line glued onto one.
 
 Safe files: another local user who can write in the log directory must not be able to make
 lumen-otel (often root, in a hospital's service unit) write, create or truncate some other
@@ -34,6 +41,8 @@ import fcntl
 import logging
 import os
 import stat
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from lumen_otel._guard import report_once, report_rate_limited
@@ -43,6 +52,16 @@ __all__ = ["DIR_MODE", "FILE_MODE", "SharedRotatingFile", "UnsafeLogFile"]
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 _OPEN_ATTEMPTS = 8  # create-or-open races with another process's rotation: bounded retries
+# the disk (or the quota, or RLIMIT_FSIZE) is full: lines are dropped until there is room again
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class _Unwritten(OSError):
+    """A write failed after ``kept`` bytes of the chunk (whole lines) went in."""
+
+    def __init__(self, cause: OSError, kept: int) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        self.kept = kept
 
 
 class UnsafeLogFile(OSError):
@@ -147,6 +166,10 @@ class SharedRotatingFile:
         self._lock_fd: int | None = None
         self._pid = os.getpid()
         self.failed = False
+        #: why the last :meth:`write` lost lines: ``disk_full``, ``file_unsafe`` or ``file_error``
+        self.last_failure: str | None = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=partial_after_fork(weakref.ref(self)))
 
     # -- file descriptors -------------------------------------------------------------
     def _open(self) -> int:
@@ -156,8 +179,9 @@ class SharedRotatingFile:
     def _ensure_open(self) -> tuple[int, int]:
         if self._pid != os.getpid():
             # after fork the lock fd is shared with the parent, and flock locks belong to
-            # the open file description: open our own so the locks exclude each other
-            self._fd = self._lock_fd = None
+            # the open file description: open our own so the locks exclude each other (the
+            # inherited fds are closed: the parent's locks and file stay as they are)
+            self._close_quietly()
             self._pid = os.getpid()
         if self._lock_fd is None:
             make_dirs(self.path.parent)
@@ -182,24 +206,28 @@ class SharedRotatingFile:
         return self._fd
 
     # -- writing ----------------------------------------------------------------------
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes) -> int:
         """Append ``data`` (whole lines); rotate whenever the file reaches its size.
 
         Large batches go in chunks of whole lines so a file overshoots ``max_bytes`` by at
         most one chunk. Never raises: an unwritable directory or a full disk is reported
         once, a link or other unsafe file at the path (at start-up or planted later) at most
-        once a minute, and the other sinks keep working. Returns False when data was not
-        written.
+        once a minute, and the other sinks keep working. Returns the number of lines *not*
+        written (0: all of them), with the reason in :attr:`last_failure`; every line is in
+        the file whole or not at all.
         """
+        done = 0  # bytes of ``data`` written whole
         try:
             for chunk in self._chunks(data):
                 self._write_chunk(chunk)
+                done += len(chunk)
             if self.failed:
                 self.failed = False
                 report_rate_limited("file-recovered", "log file %s is writable again", self.path)
-            return True
+            return 0
         except UnsafeLogFile as exc:
             self.failed = True
+            self.last_failure = "file_unsafe"
             report_rate_limited(
                 f"file-unsafe:{exc.filename}",
                 "cannot write the log file %s (%s; remove it, and set LUMEN_LOG_DIR to a "
@@ -210,9 +238,12 @@ class SharedRotatingFile:
                 level=logging.ERROR,
             )
             self._close_quietly()
-            return False
         except OSError as exc:
             self.failed = True
+            if isinstance(exc, _Unwritten):
+                done += exc.kept
+            full = exc.errno in _FULL
+            self.last_failure = "disk_full" if full else "file_error"
             report_once(
                 f"file-error:{self.path}",
                 "cannot write the log file %s (%s); console and OTLP output continue, "
@@ -220,8 +251,9 @@ class SharedRotatingFile:
                 self.path,
                 exc.strerror or exc,
             )
-            self._close_quietly()
-            return False
+            if not full:  # a full disk is no fault of the fd: keep it for when space returns
+                self._close_quietly()
+        return data.count(b"\n", done) or 1
 
     def _chunks(self, data: bytes) -> list[bytes]:
         limit = max(4096, self.max_bytes // 8)
@@ -238,18 +270,41 @@ class SharedRotatingFile:
 
     def _write_chunk(self, chunk: bytes) -> None:
         fd, lock_fd = self._ensure_open()
-        fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
         try:
             fd = self._reopen_if_rotated()
+            # every writer holds the lock exclusively: this is where our lines start, and
+            # what a partial write is cut back to
+            start = os.fstat(fd).st_size
             view = memoryview(chunk)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            size = os.fstat(fd).st_size
+            written = 0
+            try:
+                while written < len(chunk):
+                    written += os.write(fd, view[written:])
+            except OSError as exc:
+                kept = chunk.rfind(b"\n", 0, written) + 1 if written else 0
+                if written != kept:
+                    self._cut_back(fd, start + kept, exc)
+                raise _Unwritten(exc, kept) from exc
+            size = start + written
         finally:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
         if size >= self.max_bytes:
             self._rotate()
+
+    def _cut_back(self, fd: int, size: int, cause: OSError) -> None:
+        """Drop the torn tail of a partial write: the file ends with a whole line again."""
+        try:
+            os.ftruncate(fd, size)  # shrinking needs no space, even on a full disk
+        except OSError as exc:
+            report_rate_limited(
+                f"file-torn:{self.path}",
+                "log file %s: a write failed part-way (%s) and the partial line could not be removed (%s)",
+                self.path,
+                cause.strerror or cause,
+                exc.strerror or exc,
+                level=logging.ERROR,
+            )
 
     def _rotate(self) -> None:
         assert self._lock_fd is not None
@@ -281,3 +336,20 @@ class SharedRotatingFile:
 
     def close(self) -> None:
         self._close_quietly()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child holds none of the parent's fds: the file is opened again on its
+        first write."""
+        self._close_quietly()
+        self._pid = os.getpid()
+
+
+def partial_after_fork(ref: weakref.ReferenceType[SharedRotatingFile]) -> Callable[[], None]:
+    """The at-fork hook of one file, holding it only weakly (a closed pipeline's file goes)."""
+
+    def after_fork() -> None:
+        log_file = ref()
+        if log_file is not None:
+            log_file.after_fork_in_child()
+
+    return after_fork

@@ -1,48 +1,67 @@
 """OTLP exporters for one signal, over HTTP/protobuf (default) or gRPC.
 
-Endpoints follow the OTLP convention (``<endpoint>/v1/<signal>`` for HTTP) unless the
-signal-specific ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` is set; certificates and headers
-come from the standard ``OTEL_EXPORTER_OTLP_*`` variables, which the exporters read.
+Each signal goes where its :class:`~lumen_otel._config.settings.ExportTarget` says: its own
+``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` as given, else the main endpoint (``<endpoint>/v1/<signal>``
+for HTTP). The settings module has parsed and checked those URLs (https, or loopback, or
+``LUMEN_ALLOW_INSECURE``), so the exporters are handed them rather than reading the variables
+again. Certificates and headers come from the standard ``OTEL_EXPORTER_OTLP_*`` variables,
+which the exporters read.
+
+Over HTTP, at most :data:`MAX_RESPONSE_BODY` bytes of a collector's answer are read: the
+upstream exporters never look at the body, and ``requests`` would otherwise hold all of it (a
+collector or proxy answering 400 with a 200 MB page took a service to 330 MiB).
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+import io
+from typing import TYPE_CHECKING, Any
 
-from lumen_otel._config.settings import Settings
+from lumen_otel._config.settings import ExportTarget, Settings
 
-__all__ = ["build_exporter", "pinned_ca_session", "signal_endpoint"]
+if TYPE_CHECKING:
+    from requests import PreparedRequest, Response
 
+__all__ = ["MAX_RESPONSE_BODY", "build_exporter", "pinned_ca_session", "signal_endpoint"]
 
-def signal_endpoint(settings: Settings, signal: str) -> str | None:
-    """The endpoint for one signal; ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` wins when set."""
-    if os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"):
-        return None  # the exporter reads the signal-specific variable itself
-    assert settings.otlp_endpoint is not None
-    if settings.otlp_protocol == "grpc":
-        return settings.otlp_endpoint
-    return f"{settings.otlp_endpoint}/v1/{signal}"
+#: the most of a collector's HTTP response body that is read; OTLP answers are a few bytes
+MAX_RESPONSE_BODY = 64 * 1024
+_CHUNK = 16 * 1024
 
 
-def _grpc_insecure(settings: Settings) -> bool:
-    return bool(settings.otlp_endpoint and settings.otlp_endpoint.startswith("http://"))
+def _target(settings: Settings, signal: str) -> ExportTarget:
+    target = settings.export_target(signal)
+    if target is None:
+        raise ValueError(f"no OTLP endpoint is set for {signal}")
+    return target
+
+
+def signal_endpoint(settings: Settings, signal: str) -> str:
+    """The URL one signal's exporter is given (its own variable as given, else the main endpoint)."""
+    target = _target(settings, signal)
+    if target.protocol == "grpc" and not target.encrypted and target.url.startswith("https://"):
+        # OTEL_EXPORTER_OTLP_*INSECURE=true (checked and allowed by the settings): upstream's gRPC
+        # exporter keeps TLS for an https:// URL whatever ``insecure`` says, so say http://
+        return "http://" + target.url.removeprefix("https://")
+    return target.url
 
 
 def build_exporter(settings: Settings, signal: str) -> Any:
+    target = _target(settings, signal)
     endpoint = signal_endpoint(settings, signal)
-    if settings.otlp_protocol == "grpc":
+    if target.protocol == "grpc":
+        insecure = not target.encrypted
         if signal == "logs":
             from lumen_otel._compat import grpc_log_exporter
 
-            return grpc_log_exporter()(endpoint=endpoint, insecure=_grpc_insecure(settings))
+            return grpc_log_exporter()(endpoint=endpoint, insecure=insecure)
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
 
-            return GrpcSpans(endpoint=endpoint, insecure=_grpc_insecure(settings))
+            return GrpcSpans(endpoint=endpoint, insecure=insecure)
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
 
-        return GrpcMetrics(endpoint=endpoint, insecure=_grpc_insecure(settings))
+        return GrpcMetrics(endpoint=endpoint, insecure=insecure)
     if signal == "logs":
         # the upstream exporter with a cheaper encoder that writes the same bytes
         from lumen_otel._otlp.logs import WireLogExporter
@@ -57,16 +76,45 @@ def build_exporter(settings: Settings, signal: str) -> Any:
     return OTLPMetricExporter(endpoint=endpoint, session=pinned_ca_session())
 
 
-def pinned_ca_session() -> Any:
-    """A requests session on which ``OTEL_EXPORTER_OTLP_CERTIFICATE`` really is the CA used.
+def pinned_ca_session(max_body: int = MAX_RESPONSE_BODY) -> Any:
+    """A requests session on which ``OTEL_EXPORTER_OTLP_CERTIFICATE`` really is the CA used, and
+    that reads at most ``max_body`` bytes of any response body.
 
     requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (set on many hospital hosts for the
     corporate CA) override a session's ``verify`` (psf/requests#3829), so the collector's CA
     was silently ignored and TLS failed. Proxies and other environment settings still apply.
+
+    The body is bounded in the transport adapter, below the session's own handling (which
+    reads a redirect's whole body before it returns): the response is streamed, at most
+    ``max_body`` decoded bytes are read, and a longer body's connection is closed unread.
+    ``content``/``text`` then give the part read.
     """
     import requests
+    from requests.adapters import HTTPAdapter
+
+    class BoundedBodyAdapter(HTTPAdapter):
+        def send(
+            self,
+            request: PreparedRequest,
+            stream: bool = False,  # always streamed: the body is read here, bounded
+            timeout: float | tuple[float | None, float | None] | None = None,
+            verify: bool | str = True,
+            cert: str | tuple[str, str] | None = None,
+            proxies: dict[str, str] | None = None,
+        ) -> Response:
+            response = super().send(
+                request, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
+            _bound_body(response, max_body)
+            return response
 
     class PinnedCASession(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            adapter = BoundedBodyAdapter()
+            self.mount("https://", adapter)
+            self.mount("http://", adapter)
+
         def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
             merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
             if self.verify is not True:
@@ -74,3 +122,44 @@ def pinned_ca_session() -> Any:
             return merged
 
     return PinnedCASession()
+
+
+def _bound_body(response: Any, limit: int) -> None:
+    """Read at most ``limit`` bytes of a streamed response; it then holds just those.
+
+    Read through urllib3's public ``stream`` (decoding, with its own decompression bounds),
+    with read errors turned into the requests exceptions ``content`` would raise; the part read
+    becomes the response's ``raw`` stream, which ``content`` reads as it reads any file."""
+    from requests.exceptions import ChunkedEncodingError, ContentDecodingError
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import SSLError as RequestsSSLError
+    from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+
+    raw = response.raw
+    if raw is None or not hasattr(raw, "stream"):
+        return
+    parts: list[bytes] = []
+    size = 0
+    complete = False
+    try:
+        for chunk in raw.stream(_CHUNK, decode_content=True):
+            if size + len(chunk) > limit:
+                parts.append(chunk[: limit - size])
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        else:
+            complete = True
+    except ProtocolError as exc:
+        raise ChunkedEncodingError(exc) from exc
+    except DecodeError as exc:
+        raise ContentDecodingError(exc) from exc
+    except ReadTimeoutError as exc:
+        raise RequestsConnectionError(exc) from exc
+    except SSLError as exc:
+        raise RequestsSSLError(exc) from exc
+    finally:
+        if not complete:
+            raw.close()  # the rest stays unread (or broke): this connection is not reused
+        raw.release_conn()
+    response.raw = io.BytesIO(b"".join(parts))

@@ -65,8 +65,12 @@ class ResilientLogProcessor(LogRecordProcessor):
         self._export_lock = threading.Lock()
         self._wake = threading.Event()
         self._shutdown = False
+        #: set by shutdown: the export thread's last drain stops there (monotonic seconds)
+        self._final_deadline: float | None = None
+        self._flush_requests: list[_FlushRequest] = []
         self._failures = 0
         self._congested = False
+        self._exporter_shut_down = False
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
@@ -83,6 +87,7 @@ class ResilientLogProcessor(LogRecordProcessor):
         self._lock = threading.Lock()
         self._export_lock = threading.Lock()
         self._wake = threading.Event()
+        self._flush_requests = []  # the parent's callers wait on the parent's thread
         if not self._shutdown:
             self._start_worker()
 
@@ -92,10 +97,30 @@ class ResilientLogProcessor(LogRecordProcessor):
             self._wake.wait(self._backoff() or self._schedule_delay)
             if self._shutdown:
                 break
-            self._export_available(deadline=None, full_batches_only=True)
+            with self._lock:
+                flushes, self._flush_requests = self._flush_requests, []
+            ok = self._export_available(deadline=None, full_batches_only=not flushes)
+            for request in flushes:
+                request.ok = ok
+                request.done.set()
             # cleared after the export: a wake-up asked for during it is about records that
-            # batch already carried (the SDK's BatchProcessor does the same)
+            # batch already carried (the SDK's BatchProcessor does the same); a flush asked for
+            # during it wakes the next round at once
             self._wake.clear()
+            if self._flush_requests:
+                self._wake.set()
+        self._last_drain()
+
+    def _last_drain(self) -> None:
+        """After shutdown: export what is queued, on this thread, until the shutdown's deadline
+        (the caller waits for this thread that long and no longer: no thread is started at exit)."""
+        deadline = self._final_deadline
+        if deadline is not None and not self._failures:
+            self._export_available(deadline=deadline)
+        with self._lock:
+            flushes, self._flush_requests = self._flush_requests, []
+        for request in flushes:
+            request.done.set()
 
     def _backoff(self) -> float:
         if not self._failures:
@@ -208,21 +233,51 @@ class ResilientLogProcessor(LogRecordProcessor):
             self._export_lock.release()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export everything queued; False if ``timeout_millis`` ran out first.
+
+        The export thread does the exports and the caller waits for it until the deadline, so
+        a collector that hangs holds this call for ``timeout_millis`` and no longer (an export
+        on the caller's thread would wait for the exporter's own, longer, timeout)."""
         if self._shutdown:
             return False
-        return self._export_available(deadline=time.monotonic() + timeout_millis / 1000)
+        deadline = time.monotonic() + max(0, timeout_millis) / 1000
+        if self._pid != os.getpid() or not self._worker.is_alive():
+            return self._export_available(deadline=deadline)  # no export thread to ask
+        request = _FlushRequest()
+        with self._lock:
+            self._flush_requests.append(request)
+        self._wake.set()
+        return request.done.wait(max(0.0, deadline - time.monotonic())) and request.ok
 
-    def shutdown(self, timeout_millis: int | None = None) -> None:
+    def begin_shutdown(self, deadline: float) -> None:
+        """Stop taking records and have the export thread do its last export, until ``deadline``
+        (monotonic seconds), without waiting for it: :meth:`shutdown` waits. Several processors
+        are told first, then waited for, so their last exports run side by side."""
         if self._shutdown:
             return
-        seconds = self._shutdown_timeout if timeout_millis is None else timeout_millis / 1000
-        deadline = time.monotonic() + seconds
+        self._final_deadline = deadline
         self._shutdown = True
         self._wake.set()
-        if self._pid == os.getpid():
-            self._worker.join(max(0.0, min(1.0, deadline - time.monotonic())))
-        if not self._failures:
-            self._export_available(deadline=deadline)
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:
+        """Export what is queued (on the export thread: none is started here, which Python 3.12+
+        refuses at exit) and stop; returns within ``timeout_millis`` whatever the collector does."""
+        seconds = self._shutdown_timeout if timeout_millis is None else timeout_millis / 1000
+        if self._final_deadline is None:
+            if self._shutdown:
+                return
+            self.begin_shutdown(time.monotonic() + seconds)
+        elif self._exporter_shut_down:
+            return
+        self._exporter_shut_down = True
+        deadline = self._final_deadline
+        assert deadline is not None
+        worker_alive = self._pid == os.getpid() and self._worker.is_alive()
+        if worker_alive:
+            self._worker.join(max(0.0, deadline - time.monotonic()))
+            worker_alive = self._worker.is_alive()
+        elif not self._failures:
+            self._export_available(deadline=deadline)  # forked child before its first export: inline
         left = len(self._queue)
         if left:
             self._on_drop(left, "shutdown_timeout")
@@ -231,8 +286,19 @@ class ResilientLogProcessor(LogRecordProcessor):
                 "%d log records could not be exported before shutdown; counted in lumen.log.dropped",
                 left,
             )
-            self._queue.clear()
+            if not worker_alive:  # a thread still exporting pops what the collector took
+                self._queue.clear()
         try:
             self._exporter.shutdown()  # type: ignore[no-untyped-call]
         except Exception:  # noqa: BLE001
             internal_logger().debug("OTLP log exporter shutdown raised", exc_info=True)
+
+
+class _FlushRequest:
+    """One ``force_flush`` waiting for the export thread."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False

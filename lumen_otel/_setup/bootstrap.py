@@ -14,8 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -42,8 +41,8 @@ from lumen_otel._otlp.exporters import build_exporter
 from lumen_otel._otlp.processor import ResilientLogProcessor
 from lumen_otel._redaction import Redactor, set_default_redactor
 from lumen_otel._redaction.spans import RedactingSpanExporter
-from lumen_otel._server_patches import keep_sigterm_flush_in_uvicorn_workers
-from lumen_otel._setup.shutdown import flush_on_sigterm, start_helper, within
+from lumen_otel._server_patches import after_fork_in_child
+from lumen_otel._setup.shutdown import flush_on_sigterm, flush_providers, shutdown_providers
 from lumen_otel._state import STATE
 from lumen_otel._version import __version__
 
@@ -64,16 +63,19 @@ class TelemetryHandle:
     full: bool = False
     _shut_down: bool = field(default=False, repr=False)
 
+    def __repr__(self) -> str:
+        """The dataclass repr, built from each field's own repr: ``Settings``'s hides the
+        redaction key and URL userinfo, and the handle holds no other secret."""
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"TelemetryHandle({shown})"
+
     def force_flush(self, timeout: float | None = None) -> bool:
         """Write and export everything queued so far; False if ``timeout`` ran out."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout  # one deadline for the pipeline and every provider
         ok = self.pipeline.flush(timeout)
-        millis = int(timeout * 1000)
-        providers: list[Any] = [self.logger_provider, self.tracer_provider, self.meter_provider]
-        for provider in providers:
-            if provider is not None:
-                ok = within(timeout, partial(provider.force_flush, millis)) and ok
-        return ok
+        providers = [p for p in (self.logger_provider, self.tracer_provider, self.meter_provider) if p]
+        return flush_providers(providers, deadline) and ok
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop; a hung collector cannot hold this beyond ``timeout`` seconds."""
@@ -86,14 +88,10 @@ class TelemetryHandle:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self.pipeline.flush(timeout)
-        # The providers shut down side by side against one deadline: one after the other,
-        # each hung exporter would add a whole timeout (3x LUMEN_SHUTDOWN_TIMEOUT in all).
-        providers = [
-            p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p is not None
-        ]
-        workers = [start_helper(provider.shutdown) for provider in providers]
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
+        # The providers shut down side by side against the same deadline, starting no thread
+        # (this runs from atexit, where Python 3.12+ refuses new threads)
+        providers = [p for p in (self.logger_provider, self.tracer_provider, self.meter_provider) if p]
+        shutdown_providers(providers, deadline)
         self.pipeline.close(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
 
 
@@ -119,7 +117,8 @@ _OTEL_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
 
 class _LogCounters:
-    """``lumen.log.records`` (by severity) and ``lumen.log.dropped`` (by reason)."""
+    """``lumen.log.records`` (by severity), ``lumen.log.dropped`` (by reason) and
+    ``lumen.log.truncated`` (fields cut before redaction, by part)."""
 
     def __init__(self) -> None:
         meter = metrics.get_meter("lumen_otel", __version__)
@@ -129,6 +128,11 @@ class _LogCounters:
         self.dropped = meter.create_counter(
             "lumen.log.dropped", unit="{record}", description="Log records lost, by reason"
         )
+        self.truncated = meter.create_counter(
+            "lumen.log.truncated",
+            unit="{field}",
+            description="Log record fields cut to LUMEN_LOG_MAX_FIELD_BYTES before redaction, by part",
+        )
 
     def count_records(self, levels: Counter[str]) -> None:
         for level, count in levels.items():
@@ -137,6 +141,9 @@ class _LogCounters:
 
     def count_dropped(self, count: int, reason: str) -> None:
         self.dropped.add(count, {"reason": reason})
+
+    def count_truncated(self, count: int, part: str) -> None:
+        self.truncated.add(count, {"part": part})
 
 
 def _build_pipeline(
@@ -154,7 +161,12 @@ def _build_pipeline(
             settings.log_file_backups,
         )
     return pipeline_module.Pipeline(
-        enricher=Enricher(settings.service_name, redactor),
+        enricher=Enricher(
+            settings.service_name,
+            redactor,
+            max_field_bytes=settings.log_max_field_bytes,
+            count_truncated=counters.count_truncated,
+        ),
         console=sys.stderr
         if settings.console and settings.log_format == "text"
         else (sys.stdout if settings.console else None),
@@ -162,6 +174,7 @@ def _build_pipeline(
         log_file=log_file,
         otlp=OtlpBridge(logger_provider, limits) if logger_provider is not None else None,
         queue_size=settings.log_queue_size,
+        queue_wait=settings.log_queue_wait,
         count_records=counters.count_records,
         count_dropped=counters.count_dropped,
     )
@@ -225,7 +238,7 @@ def _setup(
         atexit.register(handle.shutdown)
         flush_on_sigterm()
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=keep_sigterm_flush_in_uvicorn_workers)
+            os.register_at_fork(after_in_child=after_fork_in_child)
         return handle
 
 
@@ -261,7 +274,7 @@ def _upgrade(
 def _logger_provider(
     settings: Settings, resource: Resource, limits: LogRecordLimits, counters: _LogCounters
 ) -> LoggerProvider | None:
-    if settings.otlp_endpoint is None and not os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"):
+    if settings.export_target("logs") is None:  # neither the main nor the logs endpoint is set
         return None
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False, log_record_limits=limits)
     provider.add_log_record_processor(
@@ -281,7 +294,6 @@ def _install_tracing_and_metrics(
 ) -> None:
     settings = handle.settings
     resource = handle.resource or build_resource(settings)
-    exporting = settings.otlp_endpoint is not None
 
     tracer_provider = TracerProvider(
         resource=resource,
@@ -290,7 +302,7 @@ def _install_tracing_and_metrics(
         sampler=sampler,
     )
     tracer_provider.add_span_processor(CorrelationIdSpanProcessor())
-    if exporting and settings.traces:
+    if settings.traces and settings.export_target("traces") is not None:
         tracer_provider.add_span_processor(
             BatchSpanProcessor(_redacting(build_exporter(settings, "traces"), redactor))
         )
@@ -298,7 +310,7 @@ def _install_tracing_and_metrics(
     handle.tracer_provider = tracer_provider
 
     readers = []
-    if exporting and settings.metrics:
+    if settings.metrics and settings.export_target("metrics") is not None:
         readers.append(PeriodicExportingMetricReader(build_exporter(settings, "metrics")))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
     _set_global(metrics.set_meter_provider, metrics.get_meter_provider, meter_provider, "MeterProvider")

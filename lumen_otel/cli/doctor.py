@@ -46,6 +46,8 @@ class DoctorReport:
     config_error: str | None = None
     checks: list[Check] = field(default_factory=list)
     instrumentations: list[dict[str, str]] = field(default_factory=list)
+    #: per signal: whether it is exported, where (userinfo hidden), encrypted or not, header names
+    signals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -58,6 +60,7 @@ class DoctorReport:
             "exit_code": self.exit_code,
             "config_error": self.config_error,
             "settings": [{"setting": s, "value": v, "source": src} for s, v, src in self.settings],
+            "signals": self.signals,
             "checks": [asdict(c) for c in self.checks],
             "instrumentations": self.instrumentations,
         }
@@ -66,9 +69,17 @@ class DoctorReport:
 # ---------------------------------------------------------------- the collector endpoint
 
 
-def check_endpoint(url: str, env: Mapping[str, str], topic: str, timeout: float = 3.0) -> Check:
-    """TCP connect to the endpoint; for ``https`` a TLS handshake with the configured CA."""
+def check_endpoint(
+    url: str, env: Mapping[str, str], topic: str, timeout: float = 3.0, tls: bool | None = None
+) -> Check:
+    """TCP connect to the endpoint; for ``https`` a TLS handshake with the configured CA
+    (``tls=False``: gRPC with ``OTEL_EXPORTER_OTLP_*INSECURE=true``, no handshake).
+
+    The details name the URL without its userinfo or query (``https://***@host``)."""
+    from lumen_otel._config.settings import shown_url
+
     parts = urlsplit(url)
+    url = shown_url(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
@@ -78,6 +89,8 @@ def check_endpoint(url: str, env: Mapping[str, str], topic: str, timeout: float 
     with sock:
         if parts.scheme != "https":
             return Check(topic, "ok", f"{url} is reachable (TCP; plain http, no TLS)")
+        if tls is False:
+            return Check(topic, "ok", f"{url} is reachable (TCP; gRPC plaintext, no TLS)")
         return _check_tls(sock, host, url, env, topic)
 
 
@@ -264,26 +277,83 @@ def diagnose(
         report.config_error = str(exc)
         return report
     report.settings = settings.describe()
+    report.signals = _signals(settings)
     for warning in settings.warnings:
         report.checks.append(Check("settings", "warn", warning))
     endpoints = []
     if settings.otlp_endpoint is not None:
         endpoints.append(("collector", settings.otlp_endpoint))
-    endpoints += [
-        (f"collector ({s.lower()})", environ[f"OTEL_EXPORTER_OTLP_{s}_ENDPOINT"])
-        for s in _SIGNALS
-        if environ.get(f"OTEL_EXPORTER_OTLP_{s}_ENDPOINT")
-    ]
+    for signal in _SIGNALS:
+        own = getattr(settings, f"otlp_{signal.lower()}_endpoint")
+        if own is not None:
+            endpoints.append((f"collector ({signal.lower()})", own))
     if not endpoints:
         report.checks.append(
             Check("collector", "info", "no OTLP endpoint set: logs go to the console/files only")
         )
     for topic, url in endpoints:
-        report.checks.append(check_endpoint(url, environ, topic, timeout))
+        report.checks.append(check_endpoint(url, environ, topic, timeout, _uses_tls(settings, url)))
     report.checks.extend(_distro_checks(environ))
     report.instrumentations = _instrumentations(environ)
     report.checks.extend(_trap_checks(command or [], environ, settings.otlp_protocol))
     return report
+
+
+def _signals(settings: Any) -> list[dict[str, Any]]:
+    """Each signal's effective endpoint (userinfo hidden), transport and header names."""
+    from lumen_otel._config.settings import SIGNALS
+
+    switched_on = {"logs": True, "traces": settings.traces, "metrics": settings.metrics}
+    rows = []
+    for signal in SIGNALS:
+        target = settings.export_target(signal)
+        if target is None:
+            rows.append(
+                {
+                    "signal": signal,
+                    "exported": False,
+                    "endpoint": None,
+                    "source": None,
+                    "encrypted": None,
+                    "transport": None,
+                    "headers": [],
+                    "headers_source": None,
+                }
+            )
+            continue
+        rows.append(
+            {
+                "signal": signal,
+                "exported": bool(switched_on[signal]),
+                "endpoint": target.shown_url,
+                "source": target.source,
+                "encrypted": target.encrypted,
+                "transport": target.transport
+                + (f" ({target.insecure_source}=true)" if target.insecure_source else ""),
+                "headers": list(target.header_names),  # names only: values are never shown
+                "headers_source": target.header_source,
+            }
+        )
+    return rows
+
+
+def _uses_tls(settings: Any, url: str) -> bool | None:
+    """False when every gRPC signal sent to ``url`` has TLS turned off; else the scheme decides."""
+    if settings.otlp_protocol != "grpc":
+        return None
+    users = [t for t in settings.targets if t.url == url]
+    return False if users and not any(t.encrypted for t in users) else None
+
+
+def _signal_cells(row: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    if row["endpoint"] is None:
+        return row["signal"], "-", "not exported (no endpoint)", "-", "-"
+    if not row["exported"]:
+        state = "off (LUMEN_TRACES/LUMEN_METRICS)"
+    else:
+        state = ("✓ encrypted, " if row["encrypted"] else "✗ NOT encrypted, ") + row["transport"]
+    headers = ", ".join(row["headers"]) + " (values hidden)" if row["headers"] else "-"
+    return row["signal"], row["endpoint"], state, row["source"], headers
 
 
 _MARKS = {"ok": ("✓", "green"), "info": ("·", "dim"), "warn": ("!", "yellow"), "fail": ("✗", "red bold")}
@@ -301,6 +371,13 @@ def render(report: DoctorReport, console: Any) -> None:
     for setting, value, source in report.settings:
         table.add_row(setting, value, source if source != "default" else f"[dim]{source}[/]")
     console.print(table)
+    console.print()
+    export = Table(title="OTLP export", title_justify="left", show_edge=False)
+    for column in ("signal", "endpoint", "transport", "source", "headers"):
+        export.add_column(column, no_wrap=column in ("signal", "source"))
+    for row in report.signals:
+        export.add_row(*_signal_cells(row))
+    console.print(export)
     console.print()
     console.print("[bold]Checks[/]")
     for check in report.checks:
