@@ -227,8 +227,8 @@ def _lumen(tmp: Path, s: Setup, sink: str | None, redaction: bool = True) -> tup
     if sink is None:
         # the real configure_logging() path, with the OTLP exporter swapped for one that discards
         exporter = s.exporter = DiscardingExporter()
-        real_exporter = _bootstrap.build_exporter
-        _bootstrap.build_exporter = lambda settings, signal: (  # type: ignore[assignment]
+        real_exporter = _bootstrap.build_signal_exporter
+        _bootstrap.build_signal_exporter = lambda settings, signal: (  # type: ignore[assignment]
             exporter if signal == "logs" else real_exporter(settings, signal)
         )
         endpoint = "http://127.0.0.1:4318"

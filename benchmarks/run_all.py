@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "import": ("bench_import.py", [], ["--quick"]),  # start-up: import lumen_otel, redact(), bootstrap
     "insights": ("bench_insights.py", [], ["--quick"]),  # 1 M lines mined into templates
     "adversarial": ("bench_adversarial.py", [], ["--quick"]),  # hostile fields: µs/KiB, capped cost
+    "recovery": ("bench_recovery.py", [], ["--quick"]),  # first delivery after the collector returns
     "faults": ("bench_collector_faults.py", [], ["--quick"]),  # latency, collector down/slow/refusing
     "redos": ("bench_redos.py", [], ["--quick"]),  # redaction cost, 100 KB vs 10 KB of hostile input
 }

@@ -20,7 +20,11 @@ Two groups:
 from __future__ import annotations
 
 import logging
+import math
+import os
+import time
 from collections.abc import Callable, ItemsView, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry._logs import LogRecord as ApiLogRecord
@@ -34,12 +38,17 @@ from opentelemetry.sdk._logs import (
     ReadableLogRecord,
     ReadWriteLogRecord,
 )
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter, LogRecordExportResult
 
 __all__ = [
     "DIRECT_RECORDS",
+    "MAX_RETRY_AFTER",
+    "OK",
+    "RETRYABLE_STATUSES",
     "WIRE_ENCODERS",
     "ApiLogRecord",
+    "ConsoleLogRecordExporter",
+    "ExportOutcome",
     "HttpLogExporter",
     "LogRecordExportResult",
     "LogRecordExporter",
@@ -51,12 +60,15 @@ __all__ = [
     "SdkLogger",
     "SeverityNumber",
     "attribute_items",
+    "classify_http",
     "count_emitted_log",
     "encode_upstream_log",
     "encode_upstream_span",
     "encoded_instrumentation_scope",
     "encoded_resource",
     "exporter_is_shut_down",
+    "exporter_sessions",
+    "finish_processor",
     "get_logger_provider",
     "grpc_log_exporter",
     "is_proxy_provider",
@@ -64,8 +76,11 @@ __all__ = [
     "otlp_span_kind",
     "post_serialized",
     "readable_log_record",
+    "retry_window",
     "set_clean_attributes",
     "set_logger_provider",
+    "shutdown_processors",
+    "signal_processor_stop",
     "span_fields",
 ]
 
@@ -121,19 +136,91 @@ def otlp_span_kind(kind: Any) -> int:
 # ---------------------------------------------------------------- an HTTP exporter's export step
 
 
+@dataclass(frozen=True, slots=True)
+class ExportOutcome:
+    """What one export attempt came to.
+
+    ``kind`` is ``"ok"`` (the collector took the batch), ``"retry"`` (it may take it later:
+    ``reason`` is ``unreachable``, ``timeout``, ``busy`` (408/429/502/503/504) or ``error``;
+    ``retry_after`` the seconds the collector asked for, if it did) or ``"permanent"`` (it never
+    will: ``reason`` is ``rejected``, ``too_large`` or ``unencodable``; ``status`` the HTTP status)."""
+
+    kind: str
+    reason: str = ""
+    status: int | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+OK = ExportOutcome("ok")
+#: statuses a later attempt can get past (the OTLP/HTTP spec's retryable ones, and 408)
+RETRYABLE_STATUSES = frozenset((408, 429, 502, 503, 504))
+#: the longest ``Retry-After`` honoured, seconds (a collector asking for an hour is waited for this)
+MAX_RETRY_AFTER = 30.0
+
+
+def classify_http(
+    status: int | None, error: Exception | None, headers: Any, connection_error: bool
+) -> ExportOutcome:
+    """The outcome of one HTTP attempt from its status (``None``: no answer), error and headers."""
+    if status is not None and 200 <= status < 400:
+        return OK
+    if status is None:
+        if error is not None and "timeout" in type(error).__name__.lower():
+            return ExportOutcome("retry", "timeout")
+        return ExportOutcome("retry", "unreachable" if connection_error or error is None else "error")
+    if status in RETRYABLE_STATUSES:
+        return ExportOutcome("retry", "busy", status, _retry_after(headers))
+    return ExportOutcome("permanent", "too_large" if status == 413 else "rejected", status)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """``Retry-After`` (delay-seconds or an HTTP-date) in seconds, capped at :data:`MAX_RETRY_AFTER`."""
+    try:
+        value = headers.get("retry-after") if headers is not None else None
+    except Exception:  # noqa: BLE001 - an odd headers object: no hint
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        import time
+
+        seconds = when.timestamp() - time.time()
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
 def post_serialized(
     exporter: Any,
     count: int,
     encode: Callable[[], bytes],
     what: str,
     logger: logging.Logger,
-) -> bool | None:
+) -> ExportOutcome | None:
     """The upstream OTLP/HTTP exporters' ``export`` (checked on 1.45.1) around an encoding step of
-    our own: their self-metrics, retries, TLS and headers. ``None`` when the exporter lacks the
-    parts (``_metrics``, ``_client``): the caller then uses the upstream ``export`` as it is.
+    our own: their self-metrics, compression, TLS and headers, and **one** attempt
+    (``_client._submit``, checked on 1.45.1: upstream's ``_client.export`` retries inside with
+    1, 2, 4 s backoffs, which the caller's own backoff replaces). Without ``_submit`` the attempt
+    is ``_client.export`` (its retries included), classified by the status it gives. ``None``
+    when the exporter lacks the parts (``_metrics``, ``_client``): the caller then uses the
+    upstream ``export`` as it is.
 
     The request-size check is our own (upstream's helper is private): a request larger than the
-    exporter's ``max_request_size`` is not sent.
+    exporter's ``max_request_size`` is not sent (``too_large``); one that cannot be encoded is
+    ``unencodable``.
     """
     metrics = getattr(exporter, "_metrics", None)
     client = getattr(exporter, "_client", None)
@@ -146,7 +233,7 @@ def post_serialized(
         except Exception as error:  # noqa: BLE001 - as upstream: a failed encode fails the batch
             logger.error("Failed to encode %s batch: %s", what, error)
             result.error = error
-            return False
+            return ExportOutcome("permanent", "unencodable")
         if max_size is not None and len(serialized) > max_size:
             message = (
                 f"Serialized {what} request size {len(serialized)} bytes exceeds max_request_size "
@@ -159,14 +246,66 @@ def post_serialized(
                 max_size,
             )
             result.error = RequestTooLargeError(message)
-            return False
-        outcome = client.export(serialized)
-        if not outcome.success:
-            result.error = outcome.error
-            status = getattr(outcome, "status_code", None)
+            return ExportOutcome("permanent", "too_large")
+        outcome = _one_attempt(client, serialized)
+        if not outcome.ok:
+            result.error = _ExportFailed(
+                f"{what} export: {outcome.kind} ({outcome.reason}, status {outcome.status})"
+            )
+            status = outcome.status
             result.error_attrs = {"http.response.status_code": status} if status is not None else None
-            return False
-    return True
+    return outcome
+
+
+def _one_attempt(client: Any, serialized: bytes) -> ExportOutcome:
+    submit = getattr(client, "_submit", None)
+    compress = getattr(client, "_compress", None)
+    timeout = getattr(client, "_timeout", None)
+    transport = getattr(client, "_transport", None)
+    if submit is None or compress is None or not isinstance(timeout, (int, float)):
+        exported = client.export(serialized)  # upstream's retries included
+        if exported.success:
+            return OK
+        status = getattr(exported, "status_code", None)
+        return classify_http(status, getattr(exported, "error", None), None, False)
+    try:
+        response = submit(compress(serialized), float(timeout))
+    except Exception as raised:  # noqa: BLE001 - the transport returns its errors; this is a surprise
+        return classify_http(None, raised, None, False)
+    status = getattr(response, "status_code", None)
+    error = getattr(response, "error", None)
+    is_connection_error = getattr(transport, "is_connection_error", None)
+    connection = error is not None and is_connection_error is not None and bool(is_connection_error(error))
+    headers_of = getattr(response, "headers", None)
+    try:
+        headers = headers_of() if callable(headers_of) else headers_of
+    except Exception:  # noqa: BLE001
+        headers = None
+    return classify_http(status, error, headers, connection)
+
+
+def retry_window(exporter: Any) -> tuple[float, Callable[[float], bool]]:
+    """How long an exporter's caller may keep retrying one batch (its client's ``_timeout``,
+    checked on 1.45.1; 10 s without it), and a wait that returns early, ``True``, once the
+    exporter is shut down (its client's ``_shutdown_event``; without it, a plain sleep)."""
+    client = getattr(exporter, "_client", None)
+    timeout = getattr(client, "_timeout", None)
+    window = float(timeout) if isinstance(timeout, (int, float)) else 10.0
+    event = getattr(client, "_shutdown_event", None)
+    if event is not None and callable(getattr(event, "wait", None)):
+        return window, lambda seconds: bool(event.wait(seconds))
+
+    def sleep(seconds: float) -> bool:
+        import time
+
+        time.sleep(seconds)
+        return False
+
+    return window, sleep
+
+
+class _ExportFailed(Exception):
+    """The error the exporter's self-metrics record for an attempt that did not deliver."""
 
 
 def exporter_is_shut_down(exporter: Any) -> bool:
@@ -303,3 +442,75 @@ def is_proxy_provider(provider: Any) -> bool:
     except ImportError:  # pragma: no cover
         return not type(provider).__module__.startswith("opentelemetry.sdk")
     return isinstance(provider, _ProxyMeterProvider)
+
+
+# ---------------------------------------------------------------- shutting processors down
+
+
+def shutdown_processors(provider: Any) -> list[Any]:
+    """The log processors and span batch processors of ``provider`` (metric readers: their own
+    ``shutdown`` takes the timeout). Span batch processors are reached through
+    ``_active_span_processor._span_processors`` and ``BatchSpanProcessor._batch_processor``
+    (checked on 1.45.1); without those names there are none, and the provider's own ``shutdown``
+    stops them (without a deadline of ours)."""
+    found: list[Any] = list(log_record_processors(provider) or ())
+    active = getattr(provider, "_active_span_processor", None)
+    for span_processor in getattr(active, "_span_processors", ()):
+        batch = getattr(span_processor, "_batch_processor", None)
+        if batch is not None:
+            found.append(batch)
+    return found
+
+
+def signal_processor_stop(processor: Any, deadline: float) -> None:
+    """Tell ``processor``'s export thread to do its last export now. lumen's processor has
+    ``begin_shutdown``; the SDK's ``BatchProcessor.shutdown`` is split in two here (``_shutdown``,
+    ``_worker_awaken``, checked on 1.45.1): stop and wake the worker, then wait for it in
+    :func:`finish_processor`."""
+    stop = getattr(processor, "begin_shutdown", None)
+    if stop is not None:
+        stop(deadline)
+        return
+    if hasattr(processor, "_worker_awaken") and not getattr(processor, "_shutdown", True):
+        processor._shutdown = True
+        processor._worker_awaken.set()
+        processor._lumen_signalled = True
+
+
+def finish_processor(processor: Any, deadline: float) -> None:
+    """Wait (until ``deadline``) for a processor signalled by :func:`signal_processor_stop`, or
+    shut it down with the time left (``_pid``, ``_worker_thread``, ``_shutdown_timeout_exceeded``
+    and ``_exporter`` of the SDK's BatchProcessor, checked on 1.45.1)."""
+    remaining = max(0.0, deadline - time.monotonic())
+    if getattr(processor, "_lumen_signalled", False):
+        processor._lumen_signalled = False
+        if processor._pid == os.getpid():
+            processor._worker_thread.join(remaining)
+        processor._shutdown_timeout_exceeded = True
+        processor._exporter.shutdown()
+        return
+    shutdown = processor.shutdown
+    try:
+        shutdown(timeout_millis=int(remaining * 1000))
+    except TypeError:
+        shutdown()
+
+
+def exporter_sessions(handle: Any) -> list[Any]:
+    """The requests sessions of the exporters ``handle`` set up (``_exporter`` of processors and
+    metric readers, ``_metric_readers``, ``exporter._client._transport._session`` on the 1.45.1
+    OTLP/HTTP exporters, ``exporter._session`` before); those that cannot be reached are left."""
+    exporters: list[Any] = []
+    for provider in (handle.logger_provider, handle.tracer_provider):
+        for processor in shutdown_processors(provider) if provider is not None else ():
+            exporters.append(getattr(processor, "_exporter", None))
+    for reader in getattr(handle.meter_provider, "_metric_readers", ()) or ():
+        exporters.append(getattr(reader, "_exporter", None))
+    sessions = []
+    for exporter in exporters:
+        inner = getattr(exporter, "_exporter", exporter)  # RedactingSpanExporter wraps the real one
+        transport = getattr(getattr(inner, "_client", None), "_transport", None)
+        session = getattr(transport, "_session", None) or getattr(inner, "_session", None)
+        if session is not None and hasattr(session, "close"):
+            sessions.append(session)
+    return sessions

@@ -21,7 +21,12 @@ from typing import Any
 
 from lumen_otel._state import STATE
 
-__all__ = ["after_fork_in_child", "keep_sigterm_flush_in_uvicorn_workers", "patch_logging_config"]
+__all__ = [
+    "after_fork_in_child",
+    "flush_before_uvicorn_reraises",
+    "keep_sigterm_flush_in_uvicorn_workers",
+    "patch_logging_config",
+]
 
 #: the modules whose ``UvicornWorker`` resets SIGTERM in each gunicorn worker
 _UVICORN_WORKER_MODULES = ("uvicorn.workers", "uvicorn_worker", "uvicorn_worker._workers")
@@ -87,3 +92,29 @@ def after_fork_in_child() -> None:
 
     close_inherited_connections()
     keep_sigterm_flush_in_uvicorn_workers()
+
+
+class _ShutdownBeforeReraise(list):  # type: ignore[type-arg]
+    """uvicorn's ``Server._captured_signals``: the signals it caught, which it raises again once
+    the server has stopped and its handlers are restored. Iterating it for that (``reversed``)
+    is the last moment before a SIGTERM with the default action ends the process: telemetry is
+    shut down then, after the server's own last records ("Finished server process")."""
+
+    def __reversed__(self) -> Any:
+        if len(self):
+            from lumen_otel._setup.shutdown import shutdown_quietly
+
+            shutdown_quietly()
+        return super().__reversed__()
+
+
+def flush_before_uvicorn_reraises(handler: Any) -> None:
+    """When ``handler`` (SIGTERM's) is a running uvicorn server's, shut telemetry down just
+    before the server raises the caught signal again (``Server._captured_signals``, checked on
+    uvicorn 0.55; older uvicorn does not raise it again and exits through ``atexit``)."""
+    server = getattr(handler, "__self__", None)
+    if server is None or not type(server).__module__.startswith("uvicorn"):
+        return
+    captured = getattr(server, "_captured_signals", None)
+    if isinstance(captured, list) and not isinstance(captured, _ShutdownBeforeReraise):
+        server._captured_signals = _ShutdownBeforeReraise(captured)

@@ -2,7 +2,9 @@
 
 - :class:`OTLPReceiver`: a real OTLP/HTTP (protobuf) receiver on a loopback port that decodes
   what it is sent into plain dicts. It stands in for a collector in unit and integration
-  tests; it can be told to fail (status code, delay) to exercise retry and drop paths.
+  tests; it can be told to fail (status code, delay) to exercise retry and drop paths, for
+  every request or per request (:meth:`OTLPReceiver.answer`: a status with ``Retry-After``, a
+  delay, a large body, for requests on a path, holding some bytes or over a size).
 - :func:`capture_logs`: a context manager that collects the records lumen-otel's pipeline
   produces (after enrichment and redaction), as the JSON sinks would see them.
 - :func:`reset`: undo :func:`lumen_otel.bootstrap`/:func:`lumen_otel.configure_logging`, so a
@@ -54,6 +56,21 @@ class SpanView:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class _Answer:
+    """One per-request answer of :meth:`OTLPReceiver.answer`; ``used`` counts the requests it took."""
+
+    status: int
+    path: str | None = None
+    match: bytes | None = None
+    over: int | None = None
+    retry_after: str | None = None
+    body_size: int = 0
+    delay: float = 0.0
+    times: int | None = 1
+    used: int = 0
+
+
 def _any_value(value: Any) -> Any:
     kind = value.WhichOneof("value")
     if kind is None:
@@ -96,6 +113,10 @@ class OTLPReceiver:
         #: set to an HTTP status (e.g. 503) to refuse exports, or a delay in seconds to be slow
         self.fail_status: int | None = None
         self.delay: float = 0.0
+        #: per-request answers (:meth:`answer`), the first that matches a request is used
+        self.rules: list[_Answer] = []
+        #: (path, status) of every request, in the order answered
+        self.answered: list[tuple[str, int]] = []
         self._lock = threading.RLock()
         receiver = self
 
@@ -110,16 +131,31 @@ class OTLPReceiver:
                 payload = self.rfile.read(length)
                 if self.headers.get("Content-Encoding") == "gzip":
                     payload = gzip.decompress(payload)
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                status = receiver.fail_status
-                if status is None:
+                rule = receiver._rule_for(self.path, payload)
+                delay = rule.delay if rule is not None and rule.delay else receiver.delay
+                if delay:
+                    time.sleep(delay)
+                status = rule.status if rule is not None else receiver.fail_status
+                if status is None or 200 <= status < 300:
                     receiver._accept(self.path, payload)
-                    status = 200
+                    status = status or 200
+                receiver._answered(self.path, status)
+                body_size = rule.body_size if rule is not None else 0
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(body_size))
+                if rule is not None and rule.retry_after is not None:
+                    self.send_header("Retry-After", rule.retry_after)
                 self.end_headers()
+                if body_size:
+                    chunk = b"x" * min(body_size, 64 * 1024)
+                    left = body_size
+                    try:
+                        while left > 0:
+                            self.wfile.write(chunk[:left])
+                            left -= len(chunk)
+                    except OSError:  # the client stopped reading (as it should) and closed
+                        self.close_connection = True
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
@@ -150,6 +186,62 @@ class OTLPReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def answer(
+        self,
+        status: int,
+        *,
+        path: str | None = None,
+        match: bytes | str | None = None,
+        over: int | None = None,
+        retry_after: str | float | None = None,
+        body_size: int = 0,
+        delay: float = 0.0,
+        times: int | None = 1,
+    ) -> _Answer:
+        """Answer ``status`` (200 accepts) to the next ``times`` requests (``None``: every one)
+        whose path ends with ``path``, whose (decompressed) payload holds ``match`` and is longer
+        than ``over`` bytes: with a ``Retry-After`` header, after ``delay`` seconds, with a body of
+        ``body_size`` bytes. Rules are tried in the order given; a request none matches gets
+        :attr:`fail_status` (or 200) as before."""
+        rule = _Answer(
+            status=status,
+            path=path,
+            match=match.encode("utf-8") if isinstance(match, str) else match,
+            over=over,
+            retry_after=None
+            if retry_after is None
+            else f"{retry_after:g}"
+            if isinstance(retry_after, float)
+            else str(retry_after),
+            body_size=body_size,
+            delay=delay,
+            times=times,
+        )
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def _answered(self, path: str, status: int) -> None:
+        with self._lock:
+            self.answered.append((path, status))
+
+    def _rule_for(self, path: str, payload: bytes) -> _Answer | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.times is not None and rule.times <= 0:
+                    continue
+                if rule.path is not None and not path.endswith(rule.path):
+                    continue
+                if rule.match is not None and rule.match not in payload:
+                    continue
+                if rule.over is not None and len(payload) <= rule.over:
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                rule.used += 1
+                return rule
+        return None
 
     def wait_for(self, predicate: Callable[[OTLPReceiver], bool], timeout: float = 10.0) -> bool:
         """Poll until ``predicate(self)`` is true or ``timeout`` seconds pass."""

@@ -892,6 +892,26 @@ class TestLLMClient:
         assert "examples" not in text
         assert "correlation_id" not in text
 
+    def test_a_planted_unredacted_line_leaves_no_address_or_birth_date_in_the_payload(self):
+        """A line written into the log directory by someone else is not redacted at the source;
+        masking turns its numbers into <NUM>, which used to hide the address and the date of
+        birth around them from the redactor."""
+        from lumen_otel import redact
+        from lumen_otel.insights.llm import _redacted_template
+
+        template = "admit Doe born <NUM>/<NUM>/<NUM> at <NUM> Elm St Springfield"
+        sent = _redacted_template(template, redact)
+        assert "Elm St" not in sent and "<NUM>/<NUM>" not in sent, sent
+        assert "[REDACTED:ADDRESS]" in sent and "[REDACTED:DOB]" in sent
+        assert "GET /exams/<NUM> took <NUM>ms" == _redacted_template("GET /exams/<NUM> took <NUM>ms", redact)
+
+    def test_a_query_string_in_the_url_stays_at_the_end(self):
+        assert (
+            "http://127.0.0.1:9/v1/chat/completions?key=X"
+            == LLMConfig("http://127.0.0.1:9/v1?key=X", "m").endpoint
+        )
+        assert "https://h/v1/chat/completions" == LLMConfig("https://h/v1/chat/completions/", "m").endpoint
+
 
 # ---------------------------------------------------------------- the documented schema
 

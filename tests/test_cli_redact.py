@@ -154,3 +154,34 @@ class TestRedactCommand:
             log.read_bytes(),
             result.stderr,
         )
+
+
+class TestHostileInput:
+    def test_a_short_key_is_refused_as_the_service_refuses_it(self) -> None:
+        option = run("--key", "short", stdin="MRN 1234567\n")
+        env = run(stdin="MRN 1234567\n", env={"LUMEN_REDACTION_KEY": "short"})
+        for result in (option, env):
+            assert (2, "") == (result.returncode, result.stdout)
+            assert "at least 16 characters" in result.stderr
+            assert "short" not in result.stderr.replace("lumen-otel redact", "")
+
+    def test_in_place_never_follows_a_link_planted_at_a_log_name(self, tmp_path: Path) -> None:
+        """A link at ``svc.log`` pointing at a private file: the file is neither read into the
+        log directory nor changed; the command says why."""
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        secret = private / "notes.txt"
+        secret.write_text("root-only secret: db_password=Hunter2-XYZ MRN 1234567\n")
+        log_dir = tmp_path / "logs"
+        log_dir.mkdir()
+        (log_dir / "svc.log").symlink_to(secret)
+        result = run("-i", str(log_dir / "svc.log"))
+        assert 2 == result.returncode
+        assert "symbolic link" in result.stderr
+        assert (log_dir / "svc.log").is_symlink()
+        assert "db_password=Hunter2-XYZ MRN 1234567\n" in secret.read_text()
+        assert ["svc.log"] == sorted(p.name for p in log_dir.iterdir())
+
+    def test_one_line_and_one_value_are_counted_in_the_singular(self) -> None:
+        result = run(stdin="MRN: 12345678\n")
+        assert "lumen-otel redact: 1 line, 1 value redacted (MRN 1)\n" == result.stderr

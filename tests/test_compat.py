@@ -3,11 +3,14 @@ flows, through upstream's public path."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import ProxyTracerProvider
@@ -199,3 +202,177 @@ class TestOnlyTheCompatModuleNamesUpstreamInternals:
                     if any(part.startswith("_") for part in name.split(".")):
                         offenders.append(f"{path.relative_to(package)}: {name}")
         assert [] == offenders
+
+
+class _Operation:
+    error: Any = None
+    error_attrs: Any = None
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.operations: list[_Operation] = []
+
+    @contextlib.contextmanager
+    def export_operation(self, count: int) -> Iterator[_Operation]:
+        operation = _Operation()
+        self.operations.append(operation)
+        yield operation
+
+
+class _Exported:
+    def __init__(self, success: bool, status_code: int | None) -> None:
+        self.success, self.status_code, self.error = success, status_code, None
+
+
+class _ClientWithoutSubmit:
+    """An HTTP client with upstream's ``export`` (its retries inside) but not ``_submit``."""
+
+    def __init__(self, answer: _Exported) -> None:
+        self.answer = answer
+        self.sent: list[bytes] = []
+
+    def export(self, data: bytes) -> _Exported:
+        self.sent.append(data)
+        return self.answer
+
+
+class _Exporter:
+    def __init__(self, client: Any) -> None:
+        self._metrics = _Metrics()
+        self._client = client
+
+
+class TestOneAttemptFallback:
+    """Without ``_client._submit`` (or ``_compress``/``_timeout``) the attempt is ``_client.export``,
+    upstream's retries included, and its status still classifies the outcome."""
+
+    @pytest.mark.parametrize(
+        ("answer", "expected"),
+        [
+            (_Exported(True, 200), _compat.ExportOutcome("ok")),
+            (_Exported(False, 400), _compat.ExportOutcome("permanent", "rejected", 400)),
+            (_Exported(False, 413), _compat.ExportOutcome("permanent", "too_large", 413)),
+            (_Exported(False, 503), _compat.ExportOutcome("retry", "busy", 503)),
+            (_Exported(False, None), _compat.ExportOutcome("retry", "unreachable")),
+        ],
+    )
+    def test_client_export_is_used_and_classified(self, answer: _Exported, expected: Any) -> None:
+        client = _ClientWithoutSubmit(answer)
+        outcome = _compat.post_serialized(_Exporter(client), 1, lambda: b"payload", "logs", _logger())
+        assert (expected, [b"payload"]) == (outcome, client.sent)
+
+    def test_an_encode_error_is_permanent_and_nothing_is_sent(self) -> None:
+        client = _ClientWithoutSubmit(_Exported(True, 200))
+
+        def encode() -> bytes:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+        outcome = _compat.post_serialized(_Exporter(client), 1, encode, "logs", _logger())
+        assert (_compat.ExportOutcome("permanent", "unencodable"), []) == (outcome, client.sent)
+
+    def test_a_transport_without_is_connection_error_still_classifies(self) -> None:
+        class Response:
+            status_code = None
+            error = ConnectionRefusedError()
+
+        class Client:
+            _timeout = 1.0
+
+            def _compress(self, data: bytes) -> bytes:
+                return data
+
+            def _submit(self, data: bytes, timeout: float) -> Response:
+                return Response()
+
+        outcome = _compat.post_serialized(_Exporter(Client()), 1, lambda: b"x", "logs", _logger())
+        assert _compat.ExportOutcome("retry", "error") == outcome  # no answer: retried
+
+
+class TestClassification:
+    @pytest.mark.parametrize("status", [408, 429, 502, 503, 504])
+    def test_retryable_statuses_carry_retry_after_capped(self, status: int) -> None:
+        outcome = _compat.classify_http(status, None, {"retry-after": "3600"}, False)
+        assert ("retry", _compat.MAX_RETRY_AFTER) == (outcome.kind, outcome.retry_after)
+
+    @pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
+    def test_other_refusals_are_permanent(self, status: int) -> None:
+        outcome = _compat.classify_http(status, None, {}, False)
+        assert ("permanent", "rejected", status) == (outcome.kind, outcome.reason, outcome.status)
+
+    def test_retry_after_as_a_date_and_nonsense(self) -> None:
+        assert _compat.classify_http(429, None, {"retry-after": "soon"}, False).retry_after is None
+        in_the_past = _compat.classify_http(
+            503, None, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, False
+        )
+        assert 0.0 == in_the_past.retry_after
+
+    def test_timeouts_are_told_from_refused_connections(self) -> None:
+        class ReadTimeout(Exception):
+            pass
+
+        assert "timeout" == _compat.classify_http(None, ReadTimeout(), None, True).reason
+        assert "unreachable" == _compat.classify_http(None, ConnectionError(), None, True).reason
+
+
+class TestShutdownFallbacks:
+    """Without the SDK's private processor parts, shutdown still stops every provider."""
+
+    def test_a_provider_without_the_private_lists_has_no_processors_to_split(self) -> None:
+        assert [] == _compat.shutdown_processors(object())
+
+    def test_a_processor_without_begin_shutdown_or_worker_is_shut_down_plainly(self) -> None:
+        import time
+
+        calls: list[Any] = []
+
+        class Plain:
+            def shutdown(self, timeout_millis: int | None = None) -> None:
+                calls.append(timeout_millis)
+
+        plain = Plain()
+        _compat.signal_processor_stop(plain, time.monotonic() + 2)
+        _compat.finish_processor(plain, time.monotonic() + 2)
+        assert 1 == len(calls) and 0 < calls[0] <= 2000
+
+    def test_the_real_batch_span_processor_is_reached_and_stops(self) -> None:
+        import time
+
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        provider = TracerProvider(shutdown_on_exit=False)
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        with provider.get_tracer("t").start_as_current_span("GET /"):
+            pass
+        (batch,) = _compat.shutdown_processors(provider)
+        deadline = time.monotonic() + 5
+        _compat.signal_processor_stop(batch, deadline)
+        _compat.finish_processor(batch, deadline)
+        assert ["GET /"] == [s.name for s in exporter.get_finished_spans()]
+
+    def test_exporter_sessions_of_a_handle_without_providers(self) -> None:
+        class Handle:
+            logger_provider = tracer_provider = meter_provider = None
+
+        assert [] == _compat.exporter_sessions(Handle())
+
+
+class TestRetryWindowFallback:
+    def test_without_the_clients_timeout_and_shutdown_event(self) -> None:
+        window, wait = _compat.retry_window(object())
+        assert (10.0, False) == (window, wait(0.0))
+
+    def test_with_them(self) -> None:
+        import threading
+
+        class Client:
+            _timeout = 3.0
+            _shutdown_event = threading.Event()
+
+        exporter = _Exporter(Client())
+        window, wait = _compat.retry_window(exporter)
+        assert (3.0, False) == (window, wait(0.0))
+        Client._shutdown_event.set()
+        assert wait(5.0) is True  # returns at once: the exporter is shutting down

@@ -154,7 +154,7 @@ def test_collector_help_lists_validate_and_run_and_the_config_names(installed):
     assert "run Run the collector in the foreground" in out, out
     code, out, _ = installed.run("collector", "validate", "--help")
     assert 0 == code
-    assert "local, gateway, gateway-keyed, gateway-traces" in out, out
+    assert "local, gateway, gateway-keyed, gateway-traces, gateway-search" in out, out
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "run"])

@@ -357,11 +357,11 @@ class TestDeliveryAtExit:
         script = textwrap.dedent("""
             import logging, lumen_otel
             from lumen_otel._otlp.logs import WireLogExporter  # the log exporter lumen-otel builds
-            original = WireLogExporter.export
+            original = WireLogExporter.export_outcome  # what the log processor calls
             def chatty_export(self, batch):
                 logging.getLogger("vendor.exporter").warning("exporting %d records", len(batch))
                 return original(self, batch)
-            WireLogExporter.export = chatty_export
+            WireLogExporter.export_outcome = chatty_export
             handle = lumen_otel.bootstrap(service_name="chatty")
             logging.getLogger("app").info("payload record", extra={"payload": {"k": 1}, "obj": object()})
             handle.force_flush(5)

@@ -199,4 +199,8 @@ def test_an_sdk_configuration_error_also_stops_the_service(tmp_path):
         timeout=60,
     )
     assert (2, "") == (result.returncode, result.stdout)
-    assert "max_export_batch_size must be less than or equal to max_queue_size" in result.stderr
+    # lumen's settings now check OTEL_BSP_* themselves, before the SDK sees them
+    assert (
+        "lumen-otel: configuration error: OTEL_BSP_MAX_EXPORT_BATCH_SIZE='5000' is not valid: "
+        "expected an integer from 1 to the queue size (OTEL_BSP_MAX_QUEUE_SIZE=10)"
+    ) in result.stderr

@@ -30,6 +30,7 @@ __all__ = ["PARAMETERS", "SIGNALS", "ExportTarget", "Parameter", "Settings", "lo
 Env = Literal["dev", "prod"]
 LogFormat = Literal["text", "json"]
 Protocol = Literal["http/protobuf", "grpc"]
+Exporter = Literal["otlp", "console", "none"]
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -126,6 +127,39 @@ def _float(minimum: float) -> Callable[[str, str], float]:
     return parse
 
 
+def _millis(minimum: int) -> Callable[[str, str], int]:
+    """A duration in whole milliseconds, as the OpenTelemetry spec gives them (``OTEL_BSP_*``, ...)."""
+    accepted = f"a whole number of milliseconds >= {minimum}"
+
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise ConfigError(name, raw, accepted) from None
+        if value < minimum:
+            raise ConfigError(name, raw, accepted)
+        return value
+
+    return parse
+
+
+#: what ``OTEL_{TRACES,LOGS,METRICS}_EXPORTER`` may name: one exporter per signal
+EXPORTERS = ("otlp", "console", "none")
+
+
+def _exporter(name: str, raw: str) -> str:
+    """``otlp``, ``console`` or ``none``; a list or another exporter (zipkin, prometheus, ...) stops
+    start-up rather than being ignored."""
+    value = raw.strip().lower()
+    if value not in EXPORTERS:
+        raise ConfigError(
+            name,
+            raw,
+            "one of otlp, console, none (a single exporter: lists and other exporters are not supported)",
+        )
+    return value
+
+
 def _text(pattern: re.Pattern[str], accepted: str) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         value = raw.strip()
@@ -176,7 +210,8 @@ def _endpoint(name: str, raw: str) -> str:
     return value.rstrip("/")
 
 
-def _key(name: str, raw: str) -> str:
+def redaction_key(name: str, raw: str) -> str:
+    """A redaction (HMAC) key: at least 16 characters; the value is never shown."""
     if len(raw) < 16:
         raise ConfigError(name, "<hidden>", "a secret of at least 16 characters")
     return raw
@@ -381,6 +416,118 @@ PARAMETERS: tuple[Parameter, ...] = (
         "metrics", ("LUMEN_METRICS",), True, _bool, "boolean", "Export metrics when an endpoint is set."
     ),
     Parameter(
+        "sdk_disabled",
+        ("OTEL_SDK_DISABLED",),
+        False,
+        _bool,
+        "boolean",
+        "Disable the OpenTelemetry SDK for all signals: no tracer, meter or logger provider is installed "
+        "and nothing is exported (not even with an endpoint set). lumen's console and file logging "
+        "still run as configured.",
+    ),
+    Parameter(
+        "traces_exporter",
+        ("OTEL_TRACES_EXPORTER",),
+        "otlp",
+        _exporter,
+        "`otlp`, `console`, `none`",
+        "Span exporter: `otlp` (when an endpoint is set), `console` (the SDK's console exporter on "
+        "stdout, spans redacted as for OTLP) or `none` (no spans exported, whatever endpoint is set).",
+    ),
+    Parameter(
+        "logs_exporter",
+        ("OTEL_LOGS_EXPORTER",),
+        "otlp",
+        _exporter,
+        "`otlp`, `console`, `none`",
+        "Log record exporter behind lumen's OTLP log processor: `otlp`, `console` (the SDK's console "
+        "log exporter on stdout) or `none`. lumen's own console and file output are not affected.",
+    ),
+    Parameter(
+        "metrics_exporter",
+        ("OTEL_METRICS_EXPORTER",),
+        "otlp",
+        _exporter,
+        "`otlp`, `console`, `none`",
+        "Metric exporter: `otlp`, `console` (the SDK's console exporter on stdout) or `none`.",
+    ),
+    Parameter(
+        "blrp_schedule_delay_ms",
+        ("OTEL_BLRP_SCHEDULE_DELAY",),
+        1000,
+        _millis(1),
+        "milliseconds >= 1",
+        "Longest wait (ms) before queued log records are exported when no full batch is waiting.",
+    ),
+    Parameter(
+        "blrp_max_export_batch_size",
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",),
+        512,
+        _int(1),
+        "integer >= 1, at most the log queue size",
+        "Most log records in one OTLP export.",
+        default_doc="`512` (at most the log queue size)",
+    ),
+    Parameter(
+        "blrp_export_timeout_ms",
+        ("OTEL_BLRP_EXPORT_TIMEOUT",),
+        30000,
+        _millis(0),
+        "milliseconds >= 0",
+        "Longest time (ms) one log export may take (validated and shown; the exporter's own "
+        "`OTEL_EXPORTER_OTLP_TIMEOUT` bounds each request).",
+    ),
+    Parameter(
+        "bsp_schedule_delay_ms",
+        ("OTEL_BSP_SCHEDULE_DELAY",),
+        5000,
+        _millis(1),
+        "milliseconds >= 1",
+        "Longest wait (ms) before finished spans are exported when no full batch is waiting.",
+    ),
+    Parameter(
+        "bsp_max_queue_size",
+        ("OTEL_BSP_MAX_QUEUE_SIZE",),
+        2048,
+        _int(1),
+        "integer >= 1",
+        "Finished spans held for export; more are dropped.",
+    ),
+    Parameter(
+        "bsp_max_export_batch_size",
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",),
+        512,
+        _int(1),
+        "integer >= 1, at most `OTEL_BSP_MAX_QUEUE_SIZE`",
+        "Most spans in one export.",
+        default_doc="`512` (at most the span queue size)",
+    ),
+    Parameter(
+        "bsp_export_timeout_ms",
+        ("OTEL_BSP_EXPORT_TIMEOUT",),
+        30000,
+        _millis(0),
+        "milliseconds >= 0",
+        "Longest time (ms) one span export may take (handed to the SDK's span processor; the "
+        "exporter's own `OTEL_EXPORTER_OTLP_TIMEOUT` bounds each request).",
+    ),
+    Parameter(
+        "metric_export_interval_ms",
+        ("OTEL_METRIC_EXPORT_INTERVAL",),
+        60000,
+        _millis(1),
+        "milliseconds >= 1",
+        "Time (ms) between two metric exports.",
+    ),
+    Parameter(
+        "metric_export_timeout_ms",
+        ("OTEL_METRIC_EXPORT_TIMEOUT",),
+        30000,
+        _millis(0),
+        "milliseconds >= 0",
+        "Longest time (ms) one metric export may take.",
+    ),
+    Parameter(
         "fastapi_internal_spans",
         ("LUMEN_FASTAPI_INTERNAL_SPANS",),
         False,
@@ -426,7 +573,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         "redaction_key",
         ("LUMEN_REDACTION_KEY",),
         None,
-        _key,
+        redaction_key,
         "a secret of >= 16 characters",
         "HMAC key for keyed pseudonyms.",
         secret=True,
@@ -522,6 +669,19 @@ class Settings:
     otlp_queue_size: int
     traces: bool
     metrics: bool
+    sdk_disabled: bool
+    traces_exporter: Exporter
+    logs_exporter: Exporter
+    metrics_exporter: Exporter
+    blrp_schedule_delay_ms: int
+    blrp_max_export_batch_size: int
+    blrp_export_timeout_ms: int
+    bsp_schedule_delay_ms: int
+    bsp_max_queue_size: int
+    bsp_max_export_batch_size: int
+    bsp_export_timeout_ms: int
+    metric_export_interval_ms: int
+    metric_export_timeout_ms: int
     fastapi_internal_spans: bool
     shutdown_timeout: float
     correlation_header: str
@@ -556,8 +716,23 @@ class Settings:
         """Where ``signal`` ("logs", "traces", "metrics") is exported; ``None``: no endpoint for it.
 
         A signal is exported when the main endpoint or its own ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``
-        is set (``LUMEN_TRACES``/``LUMEN_METRICS`` can still turn traces/metrics off)."""
+        is set (``LUMEN_TRACES``/``LUMEN_METRICS`` can still turn traces/metrics off), its
+        ``OTEL_<SIGNAL>_EXPORTER`` is ``otlp`` (the default) and ``OTEL_SDK_DISABLED`` is not true:
+        ``none`` and ``console`` win over an endpoint."""
         return next((t for t in self.targets if t.signal == signal), None)
+
+    def signal_exporter(self, signal: str) -> Literal["otlp", "console"] | None:
+        """How ``signal`` is exported: ``"otlp"`` (to :meth:`export_target`), ``"console"`` (the SDK's
+        console exporter, stdout) or ``None`` (not at all: ``OTEL_SDK_DISABLED``, ``none``, no
+        endpoint, or ``LUMEN_TRACES``/``LUMEN_METRICS`` false)."""
+        if self.sdk_disabled or not {"logs": True, "traces": self.traces, "metrics": self.metrics}[signal]:
+            return None
+        kind: Exporter = getattr(self, f"{signal}_exporter")
+        if kind == "console":
+            return "console"
+        if kind == "otlp" and self.export_target(signal) is not None:
+            return "otlp"
+        return None
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, shown value, source) rows for ``lumen-otel doctor``; secrets are hidden."""
@@ -632,6 +807,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             "false",
             "true when LUMEN_ENV=prod: the built-in PHI rules cannot be turned off in production",
         )
+    _check_batch_sizes(values, sources)
     targets = _export_targets(values, sources, env)
     _check_plaintext(values, sources, targets, warnings)
     _check_tls_files(env, warnings)
@@ -695,6 +871,8 @@ def _export_targets(
         own_headers = env.get(f"OTEL_EXPORTER_OTLP_{upper}_HEADERS", "")
         own_names = _header_names(f"OTEL_EXPORTER_OTLP_{upper}_HEADERS", own_headers)
         own_insecure = _env_bool(env, f"OTEL_EXPORTER_OTLP_{upper}_INSECURE")
+        if values["sdk_disabled"] or values[f"{signal}_exporter"] != "otlp":
+            continue  # OTEL_SDK_DISABLED, or OTEL_<SIGNAL>_EXPORTER=none/console: wins over an endpoint
         own_field = f"otlp_{signal}_endpoint"
         if values[own_field] is not None:
             url, source = values[own_field], _source_name(sources, own_field)
@@ -729,6 +907,28 @@ def _export_targets(
             )
         )
     return tuple(targets)
+
+
+def _check_batch_sizes(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """A batch is at most its queue. A batch size that was set and is larger stops start-up naming
+    it (as the spec and the SDK require); the default batch size is capped at a smaller queue."""
+    for batch_field, queue_field in (
+        ("blrp_max_export_batch_size", "otlp_queue_size"),
+        ("bsp_max_export_batch_size", "bsp_max_queue_size"),
+    ):
+        batch, queue = values[batch_field], values[queue_field]
+        if batch <= queue:
+            continue
+        queue_name = _source_name(sources, queue_field)
+        if sources[batch_field] == "default":
+            values[batch_field] = queue
+            sources[batch_field] = f"default (capped at {queue_name})"
+            continue
+        raise ConfigError(
+            _source_name(sources, batch_field),
+            str(batch),
+            f"an integer from 1 to the queue size ({queue_name}={queue})",
+        )
 
 
 def _env_bool(env: Mapping[str, str], name: str) -> tuple[bool, str] | None:

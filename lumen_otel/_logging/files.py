@@ -41,6 +41,7 @@ import fcntl
 import logging
 import os
 import stat
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -153,6 +154,57 @@ def _raise_if_unsafe(path: Path, info: os.stat_result | None) -> None:
         raise UnsafeLogFile(
             errno.EMLINK, "it has other hard links, and lumen-otel never writes through one", str(path)
         )
+    if info.st_uid != os.geteuid():
+        # planted by another user of a shared directory: that user could read the records,
+        # truncate them, or hold the file's lock and stall the writer
+        raise UnsafeLogFile(
+            errno.EPERM,
+            f"it belongs to another user (uid {info.st_uid}), and lumen-otel writes only its own files",
+            str(path),
+        )
+
+
+class LockHeld(OSError):
+    """Another process held the log file's lock longer than :data:`LOCK_WAIT`."""
+
+
+#: longest the writer thread waits for the lock another process holds (a worker of the same
+#: service holds it for one write); past it that batch's lines are dropped and counted
+LOCK_WAIT = 5.0
+
+
+def _lock_exclusive(lock_fd: int, path: Path) -> None:
+    """``flock(LOCK_EX)`` that gives up after :data:`LOCK_WAIT`: a process holding the lock for
+    good (anyone who can open the lock file can ``flock`` it) must not stall the writer thread,
+    and with it OTLP export, for the life of the service."""
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + LOCK_WAIT
+    pause = 0.001
+    while True:
+        time.sleep(pause)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockHeld(
+                    errno.EWOULDBLOCK, f"its lock {path}.lock is held by another process", str(path)
+                ) from None
+            pause = min(pause * 2, 0.05)
+
+
+def _replaceable(name: str, missing_ok: bool = False) -> bool:
+    """Whether rotation may move or replace ``name``: a regular file or a link (``rename(2)``
+    moves or replaces the link itself); not a directory or anything else planted there."""
+    try:
+        info = os.lstat(name)
+    except FileNotFoundError:
+        return missing_ok
+    return stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)
 
 
 class SharedRotatingFile:
@@ -166,8 +218,11 @@ class SharedRotatingFile:
         self._lock_fd: int | None = None
         self._pid = os.getpid()
         self.failed = False
-        #: why the last :meth:`write` lost lines: ``disk_full``, ``file_unsafe`` or ``file_error``
+        #: why the last :meth:`write` lost lines: ``disk_full``, ``file_unsafe``, ``file_locked``
+        #: or ``file_error``
         self.last_failure: str | None = None
+        #: after the lock wait ran out, batches are dropped at once until then (monotonic)
+        self._lock_held_until = 0.0
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=partial_after_fork(weakref.ref(self)))
 
@@ -217,6 +272,9 @@ class SharedRotatingFile:
         the file whole or not at all.
         """
         done = 0  # bytes of ``data`` written whole
+        if self._lock_held_until and time.monotonic() < self._lock_held_until:
+            self.last_failure = "file_locked"
+            return data.count(b"\n") or 1
         try:
             for chunk in self._chunks(data):
                 self._write_chunk(chunk)
@@ -242,6 +300,19 @@ class SharedRotatingFile:
             self.failed = True
             if isinstance(exc, _Unwritten):
                 done += exc.kept
+            if isinstance(exc, LockHeld):
+                # the lock is held for good: drop (and count) at once for a while, not per batch
+                self._lock_held_until = time.monotonic() + 10 * LOCK_WAIT
+                self.last_failure = "file_locked"
+                report_rate_limited(
+                    f"file-locked:{self.path}",
+                    "cannot write the log file %s (%s); console and OTLP output continue, "
+                    "file lines are dropped and counted until the lock is free",
+                    self.path,
+                    exc.strerror,
+                    level=logging.ERROR,
+                )
+                return data.count(b"\n", done) or 1
             full = exc.errno in _FULL
             self.last_failure = "disk_full" if full else "file_error"
             report_once(
@@ -270,7 +341,7 @@ class SharedRotatingFile:
 
     def _write_chunk(self, chunk: bytes) -> None:
         fd, lock_fd = self._ensure_open()
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        _lock_exclusive(lock_fd, self.path)
         try:
             fd = self._reopen_if_rotated()
             # every writer holds the lock exclusively: this is where our lines start, and
@@ -308,7 +379,7 @@ class SharedRotatingFile:
 
     def _rotate(self) -> None:
         assert self._lock_fd is not None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        _lock_exclusive(self._lock_fd, self.path)
         try:
             # size and truncation by the fd of the file now at the path, opened without
             # following a link: a link swapped in is refused, never measured or truncated
@@ -320,10 +391,37 @@ class SharedRotatingFile:
                 return
             # rename(2) never follows a link at either name: a link planted at .log.N is
             # moved or replaced itself, its target untouched
-            for index in range(self.backups - 1, 0, -1):
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(f"{self.path}.{index}", f"{self.path}.{index + 1}")
-            os.replace(self.path, f"{self.path}.1")
+            try:
+                for index in range(self.backups - 1, 0, -1):
+                    source, target = f"{self.path}.{index}", f"{self.path}.{index + 1}"
+                    if not _replaceable(source):
+                        continue  # nothing there, or not ours to move (a planted directory)
+                    if _replaceable(target, missing_ok=True):
+                        os.replace(source, target)
+                    else:
+                        os.unlink(source)  # the next name is blocked: this backup is the oldest
+                if not _replaceable(f"{self.path}.1", missing_ok=True):
+                    raise UnsafeLogFile(errno.EISDIR, "it is not a regular file", f"{self.path}.1")
+                os.replace(self.path, f"{self.path}.1")
+            except OSError as exc:
+                # a backup name that cannot be replaced (a directory planted there): the file is
+                # moved aside under a name of its own, so no line is lost and the live file
+                # keeps its size limit, and the blocking name is reported
+                aside = f"{self.path}.{time.time_ns()}"
+                moved = True
+                try:
+                    os.replace(self.path, aside)
+                except OSError:
+                    moved = False
+                report_rate_limited(
+                    f"file-rotate:{self.path}",
+                    "log file %s could not be rotated (%s: %s); %s",
+                    self.path,
+                    exc.filename or self.path,
+                    exc.strerror or exc,
+                    f"moved aside to {aside}" if moved else "it keeps growing",
+                    level=logging.ERROR,
+                )
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 

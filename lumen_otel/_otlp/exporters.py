@@ -22,7 +22,13 @@ from lumen_otel._config.settings import ExportTarget, Settings
 if TYPE_CHECKING:
     from requests import PreparedRequest, Response
 
-__all__ = ["MAX_RESPONSE_BODY", "build_exporter", "pinned_ca_session", "signal_endpoint"]
+__all__ = [
+    "MAX_RESPONSE_BODY",
+    "build_exporter",
+    "build_signal_exporter",
+    "pinned_ca_session",
+    "signal_endpoint",
+]
 
 #: the most of a collector's HTTP response body that is read; OTLP answers are a few bytes
 MAX_RESPONSE_BODY = 64 * 1024
@@ -74,6 +80,29 @@ def build_exporter(settings: Settings, signal: str) -> Any:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(endpoint=endpoint, session=pinned_ca_session())
+
+
+def build_signal_exporter(settings: Settings, signal: str) -> Any | None:
+    """The exporter ``signal`` gets as ``OTEL_<SIGNAL>_EXPORTER`` says: OTLP (:func:`build_exporter`),
+    the SDK's console exporter on stdout, or ``None`` (``none``, no endpoint, or the SDK disabled)."""
+    kind = settings.signal_exporter(signal)
+    if kind == "otlp":
+        return build_exporter(settings, signal)
+    if kind != "console":
+        return None
+    import sys
+
+    if signal == "logs":
+        from lumen_otel._compat import ConsoleLogRecordExporter
+
+        return ConsoleLogRecordExporter(out=sys.stdout)
+    if signal == "traces":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(out=sys.stdout)
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+    return ConsoleMetricExporter(out=sys.stdout)
 
 
 def pinned_ca_session(max_body: int = MAX_RESPONSE_BODY) -> Any:

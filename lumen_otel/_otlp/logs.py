@@ -8,10 +8,14 @@ encoder for that record. The bytes are always ``encode_logs(batch).SerializeToSt
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from collections.abc import Sequence
 
 from lumen_otel._compat import (
+    OK,
+    ExportOutcome,
     HttpLogExporter,
     LogRecordExportResult,
     ReadableLogRecord,
@@ -22,9 +26,13 @@ from lumen_otel._otlp.wire import (
     Unsupported,
     any_value,
     attribute_entries,
+    clean_attributes,
+    clean_text,
+    clean_value,
     delimited,
     encode_request,
     export_encoded,
+    export_outcome,
     pack_fixed32,
     pack_fixed64,
     varint,
@@ -74,6 +82,19 @@ def encode_logs_request(batch: Sequence[ReadableLogRecord]) -> bytes:
     return encode_request(batch, _log_record, encode_upstream_log)
 
 
+def sanitized_log(readable: ReadableLogRecord) -> ReadableLogRecord:
+    """A copy of ``readable`` whose body, attribute keys and values, severity text and event name
+    have lone surrogates replaced by U+FFFD (the record itself is left as it is)."""
+    record = copy.copy(readable.log_record)
+    record.body = clean_value(record.body)
+    record.attributes = clean_attributes(record.attributes)
+    if record.severity_text:
+        record.severity_text = clean_text(record.severity_text)
+    if record.event_name:
+        record.event_name = clean_text(record.event_name)
+    return dataclasses.replace(readable, log_record=record)
+
+
 class WireLogExporter(HttpLogExporter):
     """The upstream OTLP/HTTP log exporter with :func:`encode_logs_request` as its encoder.
 
@@ -86,5 +107,27 @@ class WireLogExporter(HttpLogExporter):
             return super().export(batch)  # the upstream warning and FAILURE
         outcomes = (LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE)
         return export_encoded(
-            self, batch, encode_logs_request, outcomes, "logs", _upstream_logger, super().export
+            self,
+            batch,
+            encode_logs_request,
+            outcomes,
+            "logs",
+            _upstream_logger,
+            super().export,
+            sanitized_log,
         )
+
+    def export_outcome(self, batch: Sequence[ReadableLogRecord]) -> ExportOutcome:
+        """One attempt at ``batch``, classified (ok / retry / permanent): what
+        :class:`~lumen_otel._otlp.processor.ResilientLogProcessor` decides its backoff and drops
+        by. Where the export step cannot be borrowed, the upstream ``export``'s SUCCESS is ok and
+        its FAILURE a retry (it cannot say more)."""
+        if not exporter_is_shut_down(self):
+            outcome = export_outcome(
+                self, batch, encode_logs_request, "logs", _upstream_logger, sanitized_log
+            )
+            if outcome is not None:
+                return outcome
+        if super().export(batch) is LogRecordExportResult.SUCCESS:
+            return OK
+        return ExportOutcome("retry", "error")

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from opentelemetry.sdk.resources import Resource
 
 from lumen_otel._compat import (
+    OK,
+    ExportOutcome,
     LogRecordExporter,
     LogRecordExportResult,
     LogRecordProcessor,
@@ -27,6 +29,7 @@ from lumen_otel._compat import (
     ReadWriteLogRecord,
 )
 from lumen_otel._guard import internal_logger, internal_scope, mark_internal_thread, report_rate_limited
+from lumen_otel._otlp.wire import report_permanent
 
 __all__ = ["DropCounter", "ResilientLogProcessor"]
 
@@ -35,6 +38,10 @@ DropCounter = Callable[[int, str], None]
 
 #: longest the writer thread waits for the export thread to free room while exports succeed
 _ROOM_WAIT = 0.5
+#: longest wait between attempts while the collector refuses or resets connections, seconds
+_UNREACHABLE_RETRY = 1.0
+#: an exporter that raised, or answered FAILURE without saying why: may succeed later
+_RAISED = ExportOutcome("retry", "error")
 
 
 class ResilientLogProcessor(LogRecordProcessor):
@@ -69,6 +76,8 @@ class ResilientLogProcessor(LogRecordProcessor):
         self._final_deadline: float | None = None
         self._flush_requests: list[_FlushRequest] = []
         self._failures = 0
+        #: the wait before the next attempt the last retryable outcome asked for (None: backoff)
+        self._retry_delay: float | None = None
         self._congested = False
         self._exporter_shut_down = False
         self._start_worker()
@@ -125,7 +134,22 @@ class ResilientLogProcessor(LogRecordProcessor):
     def _backoff(self) -> float:
         if not self._failures:
             return 0.0
+        if self._retry_delay is not None:
+            return self._retry_delay
         return float(min(self._max_backoff, 0.5 * 2 ** min(self._failures, 10)))
+
+    def _delay_for(self, outcome: ExportOutcome) -> float | None:
+        """The wait before retrying after ``outcome`` (``None``: the exponential backoff).
+
+        A refused or reset connection costs nothing to try again: at most ~1 s between attempts,
+        so delivery resumes within about a second of the collector's return. The collector's own
+        ``Retry-After`` (429/503, capped) is honoured; a busy answer without one and repeated
+        timeouts back off exponentially up to ``max_backoff``."""
+        if outcome.retry_after is not None:
+            return max(outcome.retry_after, 0.05)
+        if outcome.reason == "unreachable":
+            return float(min(_UNREACHABLE_RETRY, 0.25 * 2 ** min(self._failures - 1, 4)))
+        return None
 
     # -- processor API ----------------------------------------------------------------
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
@@ -199,16 +223,12 @@ class ResilientLogProcessor(LogRecordProcessor):
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
                 batch: Sequence[ReadableLogRecord] = list(itertools.islice(self._queue, self._max_batch_size))
-                try:
-                    with internal_scope():
-                        result = self._exporter.export(batch)
-                except Exception as exc:  # noqa: BLE001 - exporters must not kill the worker
-                    internal_logger().debug("OTLP log export raised: %r", exc)
-                    result = LogRecordExportResult.FAILURE
-                if result is LogRecordExportResult.SUCCESS:
+                outcome, done = self._send(batch)
+                if done:  # delivered, or dropped for good (counted): never retried
                     with self._lock:
-                        for _ in range(len(batch)):
+                        for _ in range(done):
                             self._queue.popleft()
+                if outcome.kind != "retry":
                     if self._failures:
                         report_rate_limited(
                             "otlp-recovered",
@@ -217,20 +237,65 @@ class ResilientLogProcessor(LogRecordProcessor):
                             level=logging.INFO,
                         )
                     self._failures = 0
+                    self._retry_delay = None
                     if full_batches_only and len(self._queue) < self._max_batch_size:
                         return True
                     continue
                 self._failures += 1
+                self._retry_delay = self._delay_for(outcome)
                 report_rate_limited(
                     "otlp-export-failed",
-                    "OTLP log export failed (attempt %d); keeping up to %d records and retrying",
+                    "OTLP log export failed (attempt %d: %s%s); keeping up to %d records and retrying",
                     self._failures,
+                    outcome.reason,
+                    f", HTTP {outcome.status}" if outcome.status is not None else "",
                     self._max_queue_size,
                 )
                 return False
             return True
         finally:
             self._export_lock.release()
+
+    def _send(self, batch: Sequence[ReadableLogRecord]) -> tuple[ExportOutcome, int]:
+        """Export ``batch``; the outcome and how many records at its head are done with.
+
+        A permanent failure drops the batch, counted by reason, so later batches are never held
+        behind it; a batch too large for the collector (413, or over ``max_request_size``) is
+        first tried once more in halves. A retryable failure keeps what is left."""
+        outcome = self._attempt(batch)
+        if outcome.kind == "permanent" and outcome.reason == "too_large" and len(batch) > 1:
+            half = len(batch) // 2
+            done = 0
+            for part in (batch[:half], batch[half:]):
+                part_outcome = self._attempt(part)
+                if part_outcome.kind == "retry":
+                    return part_outcome, done
+                if part_outcome.kind == "permanent":
+                    self._dropped(part, part_outcome)
+                done += len(part)
+            return OK, done
+        if outcome.kind == "permanent":
+            self._dropped(batch, outcome)
+        return outcome, 0 if outcome.kind == "retry" else len(batch)
+
+    def _attempt(self, batch: Sequence[ReadableLogRecord]) -> ExportOutcome:
+        """One export of ``batch``: the exporter's classified ``export_outcome`` (lumen's OTLP/HTTP
+        exporter), else its ``export`` (SUCCESS is ok, anything else may succeed later)."""
+        classified = getattr(self._exporter, "export_outcome", None)
+        try:
+            with internal_scope():
+                if classified is not None:
+                    outcome: ExportOutcome = classified(batch)
+                    return outcome
+                result = self._exporter.export(batch)
+        except Exception as exc:  # noqa: BLE001 - exporters must not kill the worker
+            internal_logger().debug("OTLP log export raised: %r", exc)
+            return _RAISED
+        return OK if result is LogRecordExportResult.SUCCESS else _RAISED
+
+    def _dropped(self, batch: Sequence[ReadableLogRecord], outcome: ExportOutcome) -> None:
+        self._on_drop(len(batch), outcome.reason)
+        report_permanent("logs", len(batch), outcome)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export everything queued; False if ``timeout_millis`` ran out first.

@@ -13,13 +13,16 @@ import logging
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import Link, Status
 
 from lumen_otel._compat import encode_upstream_span, exporter_is_shut_down, otlp_span_kind, span_fields
 from lumen_otel._otlp.wire import (
     Unsupported,
     attribute_entries,
+    clean_attributes,
+    clean_text,
     delimited,
     encode_request,
     export_encoded,
@@ -91,6 +94,29 @@ def encode_spans_request(spans: Sequence[ReadableSpan]) -> bytes:
     return encode_request(spans, _span, encode_upstream_span)
 
 
+def sanitized_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of ``span`` (public constructors) whose name, status description, attributes,
+    event names and attributes and link attributes have lone surrogates replaced by U+FFFD."""
+    status = span.status
+    return ReadableSpan(
+        name=clean_text(span.name),
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=clean_attributes(span.attributes),
+        events=[
+            Event(clean_text(event.name), clean_attributes(event.attributes), event.timestamp)
+            for event in span.events
+        ],
+        links=[Link(link.context, clean_attributes(link.attributes)) for link in span.links],
+        kind=span.kind,
+        status=Status(status.status_code, clean_text(status.description) if status.description else None),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 class WireSpanExporter(OTLPSpanExporter):
     """The upstream OTLP/HTTP span exporter with :func:`encode_spans_request` as its encoder.
 
@@ -103,5 +129,12 @@ class WireSpanExporter(OTLPSpanExporter):
             return super().export(spans)  # the upstream warning and FAILURE
         outcomes = (SpanExportResult.SUCCESS, SpanExportResult.FAILURE)
         return export_encoded(
-            self, spans, encode_spans_request, outcomes, "span", _upstream_logger, super().export
+            self,
+            spans,
+            encode_spans_request,
+            outcomes,
+            "span",
+            _upstream_logger,
+            super().export,
+            sanitized_span,
         )

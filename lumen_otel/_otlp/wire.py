@@ -13,28 +13,38 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import struct
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from lumen_otel._compat import (
     WIRE_ENCODERS,
+    ExportOutcome,
     attribute_items,
     encoded_instrumentation_scope,
     encoded_resource,
     post_serialized,
+    retry_window,
 )
+from lumen_otel._guard import report_rate_limited
 
 _Result = TypeVar("_Result")
 
 __all__ = [
     "Unsupported",
     "attribute_entries",
+    "clean_attributes",
+    "clean_text",
+    "clean_value",
     "delimited",
     "encode_request",
     "export_encoded",
+    "export_outcome",
     "pack_fixed32",
     "pack_fixed64",
+    "report_permanent",
     "varint",
 ]
 
@@ -151,6 +161,11 @@ def encode_request(
             encoded = scopes[scope] = []
         try:
             message = encode(item)
+        except UnicodeEncodeError:
+            # text UTF-8 cannot hold (a lone surrogate): upstream's encoder would leave such an
+            # attribute out (logging a traceback), so the batch fails here and is sent again with
+            # the text made encodable (``export_outcome``)
+            raise
         except (Unsupported, AttributeError, TypeError, ValueError, OverflowError, KeyError):
             message = upstream(item)
         encoded.append(delimited(b"\x12", message))
@@ -177,16 +192,117 @@ def export_encoded(
     what: str,
     logger: logging.Logger,
     upstream_export: Callable[[Sequence[Any]], _Result],
+    sanitize: Callable[[Any], Any] | None = None,
 ) -> _Result:
     """The upstream OTLP/HTTP exporter's ``export`` with ``encode`` as its encoding step: the same
-    self-metrics, size check, messages, retries, TLS and headers. ``outcomes`` is (success,
-    failure) of the signal's result enum; ``what`` names the batch as upstream's messages do
-    ("logs", "span"). Where that step cannot be borrowed, ``upstream_export`` (the exporter's own,
-    with upstream's encoder) sends the batch."""
-    if not WIRE_ENCODERS:
-        return upstream_export(items)
+    self-metrics, size check, TLS and headers, one attempt (:func:`export_outcome`). ``outcomes``
+    is (success, failure) of the signal's result enum; ``what`` names the batch as upstream's
+    messages do ("logs", "span"). Where that step cannot be borrowed, ``upstream_export`` (the
+    exporter's own, with upstream's encoder) sends the batch."""
     success, failure = outcomes
-    sent = post_serialized(exporter, len(items), lambda: encode(items), what, logger)
-    if sent is None:
+    outcome = export_outcome(exporter, items, encode, what, logger, sanitize)
+    if outcome is None:
         return upstream_export(items)
-    return success if sent else failure
+    if outcome.kind == "retry":
+        # the SDK's span processor does not retry: as upstream's client did, retry here within the
+        # exporter's timeout (1, 2, 4 s, or the collector's Retry-After), then give the batch up
+        window, wait = retry_window(exporter)
+        deadline = time.monotonic() + window
+        backoff = 1.0
+        while outcome is not None and outcome.kind == "retry":
+            pause = outcome.retry_after if outcome.retry_after is not None else backoff
+            if time.monotonic() + pause > deadline or wait(pause):
+                break
+            backoff *= 2
+            outcome = export_outcome(exporter, items, encode, what, logger, sanitize)
+        if outcome is None:
+            return failure
+        if outcome.kind == "retry":
+            logger.error(
+                "Failed to export %s batch (%s): gave up after the exporter's timeout", what, outcome.reason
+            )
+    if outcome.kind == "permanent":
+        report_permanent(what, len(items), outcome)
+    return success if outcome.ok else failure
+
+
+def export_outcome(
+    exporter: Any,
+    items: Sequence[Any],
+    encode: Callable[[Sequence[Any]], bytes],
+    what: str,
+    logger: logging.Logger,
+    sanitize: Callable[[Any], Any] | None = None,
+) -> ExportOutcome | None:
+    """One export attempt of ``items``, classified; ``None`` where the export step cannot be
+    borrowed (the caller uses the exporter's own ``export``).
+
+    A batch whose text cannot be encoded (lone surrogates: what ``json.loads('"\\ud800"')``
+    gives) is encoded again with each item through ``sanitize`` (lone surrogates become U+FFFD):
+    only that batch pays for the pass, clean batches keep upstream's bytes."""
+    if not WIRE_ENCODERS:
+        return None
+
+    def encoded() -> bytes:
+        try:
+            return encode(items)
+        except ValueError:  # UnicodeEncodeError, from our encoder or upstream's
+            if sanitize is None:
+                raise
+        data = encode([sanitize(item) for item in items])
+        report_rate_limited(
+            f"otlp-{what}-sanitized",
+            "OTLP %s batch held text that is not valid Unicode (lone surrogates): sent with U+FFFD "
+            "in their place",
+            what,
+        )
+        return data
+
+    return post_serialized(exporter, len(items), encoded, what, logger)
+
+
+_PERMANENT_WHY = {
+    "rejected": "the collector rejected it (HTTP %s): it would reject it again",
+    "too_large": "it is larger than the collector or max_request_size allows (HTTP %s)",
+    "unencodable": "it could not be encoded (HTTP %s: not sent)",
+}
+
+
+def report_permanent(what: str, count: int, outcome: ExportOutcome) -> None:
+    """The rate-limited warning for a batch dropped because no retry could deliver it."""
+    report_rate_limited(
+        f"otlp-{what}-{outcome.reason}",
+        "OTLP %s batch of %d dropped (%s), "
+        + _PERMANENT_WHY.get(outcome.reason, "HTTP %s")
+        + "; later batches are sent",
+        what,
+        count,
+        outcome.reason,
+        outcome.status if outcome.status is not None else "-",
+    )
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with each lone surrogate (unencodable in UTF-8) replaced by U+FFFD."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def clean_value(value: Any) -> Any:
+    """A body or attribute value with its strings (mapping keys too) through :func:`clean_text`."""
+    kind = type(value)
+    if kind is str:
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {clean_value(k): clean_value(v) for k, v in value.items()}
+    if kind is tuple or kind is list:
+        return kind(clean_value(v) for v in value)
+    return value
+
+
+def clean_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if attributes is None:
+        return None
+    return {clean_value(k): clean_value(v) for k, v in attribute_items(attributes)}

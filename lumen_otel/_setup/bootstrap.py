@@ -37,7 +37,7 @@ from lumen_otel._logging import pipeline as pipeline_module
 from lumen_otel._logging.bridge import OtlpBridge
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.files import SharedRotatingFile
-from lumen_otel._otlp.exporters import build_exporter
+from lumen_otel._otlp.exporters import build_signal_exporter
 from lumen_otel._otlp.processor import ResilientLogProcessor
 from lumen_otel._redaction import Redactor, set_default_redactor
 from lumen_otel._redaction.spans import RedactingSpanExporter
@@ -274,13 +274,18 @@ def _upgrade(
 def _logger_provider(
     settings: Settings, resource: Resource, limits: LogRecordLimits, counters: _LogCounters
 ) -> LoggerProvider | None:
-    if settings.export_target("logs") is None:  # neither the main nor the logs endpoint is set
+    # OTLP (an endpoint is set), the SDK's console exporter, or nothing (no endpoint,
+    # OTEL_LOGS_EXPORTER=none, OTEL_SDK_DISABLED=true): then no logger provider at all
+    exporter = build_signal_exporter(settings, "logs")
+    if exporter is None:
         return None
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False, log_record_limits=limits)
     provider.add_log_record_processor(
         ResilientLogProcessor(
-            build_exporter(settings, "logs"),
+            exporter,
             max_queue_size=settings.otlp_queue_size,
+            max_batch_size=settings.blrp_max_export_batch_size,
+            schedule_delay=settings.blrp_schedule_delay_ms / 1000,
             on_drop=counters.count_dropped,
             shutdown_timeout=settings.shutdown_timeout,
         )
@@ -293,6 +298,18 @@ def _install_tracing_and_metrics(
     handle: TelemetryHandle, redactor: Redactor, sampler: Sampler, launcher: bool
 ) -> None:
     settings = handle.settings
+    if not settings.sdk_disabled:  # OTEL_SDK_DISABLED=true: no SDK provider, the API stays no-op
+        _install_providers(handle, redactor, sampler)
+    _install_propagators(settings)
+    if not launcher:
+        _instrument_installed_libraries(settings)
+    handle.full = True
+
+
+def _install_providers(handle: TelemetryHandle, redactor: Redactor, sampler: Sampler) -> None:
+    """The tracer and meter providers, each signal with the exporter ``OTEL_<SIGNAL>_EXPORTER``
+    names and the ``OTEL_BSP_*``/``OTEL_METRIC_EXPORT_*`` values the settings checked."""
+    settings = handle.settings
     resource = handle.resource or build_resource(settings)
 
     tracer_provider = TracerProvider(
@@ -302,24 +319,33 @@ def _install_tracing_and_metrics(
         sampler=sampler,
     )
     tracer_provider.add_span_processor(CorrelationIdSpanProcessor())
-    if settings.traces and settings.export_target("traces") is not None:
+    span_exporter = build_signal_exporter(settings, "traces")
+    if span_exporter is not None:
         tracer_provider.add_span_processor(
-            BatchSpanProcessor(_redacting(build_exporter(settings, "traces"), redactor))
+            BatchSpanProcessor(
+                _redacting(span_exporter, redactor),  # console spans are redacted as OTLP ones are
+                max_queue_size=settings.bsp_max_queue_size,
+                schedule_delay_millis=settings.bsp_schedule_delay_ms,
+                max_export_batch_size=settings.bsp_max_export_batch_size,
+                export_timeout_millis=settings.bsp_export_timeout_ms,
+            )
         )
     _set_global(trace.set_tracer_provider, trace.get_tracer_provider, tracer_provider, "TracerProvider")
     handle.tracer_provider = tracer_provider
 
     readers = []
-    if settings.metrics and settings.export_target("metrics") is not None:
-        readers.append(PeriodicExportingMetricReader(build_exporter(settings, "metrics")))
+    metric_exporter = build_signal_exporter(settings, "metrics")
+    if metric_exporter is not None:
+        readers.append(
+            PeriodicExportingMetricReader(
+                metric_exporter,
+                export_interval_millis=settings.metric_export_interval_ms,
+                export_timeout_millis=settings.metric_export_timeout_ms,
+            )
+        )
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
     _set_global(metrics.set_meter_provider, metrics.get_meter_provider, meter_provider, "MeterProvider")
     handle.meter_provider = meter_provider
-
-    _install_propagators(settings)
-    if not launcher:
-        _instrument_installed_libraries(settings)
-    handle.full = True
 
 
 def _set_global(setter: Callable[[Any], None], getter: Callable[[], Any], provider: Any, kind: str) -> None:

@@ -32,8 +32,14 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from lumen_otel._compat import log_record_processors
+from lumen_otel._compat import (
+    exporter_sessions,
+    finish_processor,
+    shutdown_processors,
+    signal_processor_stop,
+)
 from lumen_otel._guard import internal_logger
+from lumen_otel._server_patches import flush_before_uvicorn_reraises
 from lumen_otel._state import STATE
 
 __all__ = [
@@ -127,57 +133,17 @@ def shutdown_providers(providers: Iterable[Any], deadline: float) -> None:
     to wait for.
     """
     providers = list(providers)
-    processors = [p for provider in providers for p in _processors(provider)]
+    processors = [p for provider in providers for p in shutdown_processors(provider)]
     for processor in processors:  # each export thread starts its last export now
-        _quietly(partial(_signal_stop, processor, deadline))
+        _quietly(partial(signal_processor_stop, processor, deadline))
     for processor in processors:
-        _quietly(partial(_finish, processor, deadline))
+        _quietly(partial(finish_processor, processor, deadline))
     for provider in providers:
         _quietly(partial(_shutdown_provider, provider, deadline))
 
 
 def _flush_one(provider: Any, deadline: float) -> Any:
     return provider.force_flush(_millis(deadline))
-
-
-def _processors(provider: Any) -> list[Any]:
-    """The log processors and span batch processors of ``provider`` (metric readers: its own
-    ``shutdown`` takes the timeout)."""
-    found: list[Any] = list(log_record_processors(provider) or ())
-    active = getattr(provider, "_active_span_processor", None)
-    for span_processor in getattr(active, "_span_processors", ()):
-        batch = getattr(span_processor, "_batch_processor", None)
-        if batch is not None:
-            found.append(batch)
-    return found
-
-
-def _signal_stop(processor: Any, deadline: float) -> None:
-    stop = getattr(processor, "begin_shutdown", None)
-    if stop is not None:  # ResilientLogProcessor
-        stop(deadline)
-        return
-    if hasattr(processor, "_worker_awaken") and not getattr(processor, "_shutdown", True):
-        # the SDK's BatchProcessor.shutdown, split in two: stop and wake the worker (its last
-        # EXPORT_ALL runs on that thread), then wait for it in _finish
-        processor._shutdown = True
-        processor._worker_awaken.set()
-        processor._lumen_signalled = True
-
-
-def _finish(processor: Any, deadline: float) -> None:
-    if getattr(processor, "_lumen_signalled", False):
-        processor._lumen_signalled = False
-        if processor._pid == os.getpid():
-            processor._worker_thread.join(_remaining(deadline))
-        processor._shutdown_timeout_exceeded = True
-        processor._exporter.shutdown()
-        return
-    shutdown = processor.shutdown
-    try:
-        shutdown(timeout_millis=_millis(deadline))
-    except TypeError:
-        shutdown()
 
 
 def _shutdown_provider(provider: Any, deadline: float) -> None:
@@ -225,28 +191,9 @@ def _shutdown_now() -> None:
         handle.shutdown()
 
 
-class _ShutdownBeforeReraise(list):  # type: ignore[type-arg]
-    """uvicorn's ``Server._captured_signals``: the signals it caught, which it raises again once
-    the server has stopped and its handlers are restored. Iterating it for that (``reversed``)
-    is the last moment before a SIGTERM with the default action ends the process: telemetry is
-    shut down then, after the server's own last records ("Finished server process")."""
-
-    def __reversed__(self) -> Any:
-        if len(self):
-            _quietly(_shutdown_now)
-        return super().__reversed__()
-
-
-def flush_before_uvicorn_reraises(handler: Any) -> None:
-    """When ``handler`` (SIGTERM's) is a running uvicorn server's, shut telemetry down just
-    before the server raises the caught signal again (checked on uvicorn 0.55; older uvicorn
-    does not raise it again and exits through ``atexit``)."""
-    server = getattr(handler, "__self__", None)
-    if server is None or not type(server).__module__.startswith("uvicorn"):
-        return
-    captured = getattr(server, "_captured_signals", None)
-    if isinstance(captured, list) and not isinstance(captured, _ShutdownBeforeReraise):
-        server._captured_signals = _ShutdownBeforeReraise(captured)
+def shutdown_quietly() -> None:
+    """Shut telemetry down now, never raising (a server's signal path calls it)."""
+    _quietly(_shutdown_now)
 
 
 # ---------------------------------------------------------------- fork
@@ -263,25 +210,6 @@ def close_inherited_connections() -> None:
     handle = STATE.handle
     if handle is None:
         return
-    for session in _exporter_sessions(handle):
+    for session in exporter_sessions(handle):
         with contextlib.suppress(Exception):
             session.close()  # requests: closes the adapters' pools; the session stays usable
-
-
-def _exporter_sessions(handle: Any) -> list[Any]:
-    exporters: list[Any] = []
-    for provider in (handle.logger_provider, handle.tracer_provider):
-        for processor in _processors(provider) if provider is not None else ():
-            exporters.append(getattr(processor, "_exporter", None))
-    for reader in getattr(handle.meter_provider, "_metric_readers", ()) or ():
-        exporters.append(getattr(reader, "_exporter", None))
-    sessions = []
-    for exporter in exporters:
-        inner = getattr(exporter, "_exporter", exporter)  # RedactingSpanExporter wraps the real one
-        # the requests session: ``exporter._client._transport._session`` on the 1.45 OTLP/HTTP
-        # exporters, ``exporter._session`` before
-        transport = getattr(getattr(inner, "_client", None), "_transport", None)
-        session = getattr(transport, "_session", None) or getattr(inner, "_session", None)
-        if session is not None and hasattr(session, "close"):
-            sessions.append(session)
-    return sessions

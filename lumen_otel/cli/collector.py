@@ -1,10 +1,10 @@
 """``lumen-otel collector validate|run``: the ``lumen-otelcol`` binary with the ``collector-config/`` files.
 
-Configs are given as names (``local``, ``gateway``, ``gateway-keyed``, ``gateway-traces``) or
-paths; several are merged in order, as the collector's own repeated ``--config`` does (the
-overlays need ``gateway`` first). A name is looked up in ``./collector-config/``, then in the
-source checkout this package runs from, then in the copy packaged with the wheel (when the
-wheel was built with them).
+Configs are given as names (``local``, ``gateway``, ``gateway-keyed``, ``gateway-traces``,
+``gateway-search``) or paths; several are merged in order, as the collector's own repeated
+``--config`` does (the overlays need ``gateway`` first). A name is looked up in
+``./collector-config/``, then in the source checkout this package runs from, then in the copy
+packaged with the wheel (when the wheel was built with them).
 
 The binary is not part of the Python package (it is a 48 MB Go program built by
 ``make collector`` in a source checkout): it is taken from ``./bin/lumen-otelcol``, the
@@ -37,7 +37,7 @@ __all__ = [
 
 BINARY_NAME = "lumen-otelcol"
 #: the configs in collector-config/ that can be named instead of given as paths
-CONFIG_NAMES = ("local", "gateway", "gateway-keyed", "gateway-traces")
+CONFIG_NAMES = ("local", "gateway", "gateway-keyed", "gateway-traces", "gateway-search")
 
 #: resolved by Typer from this module's globals (annotations are strings here)
 Configs = Annotated[

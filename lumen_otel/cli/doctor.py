@@ -280,14 +280,36 @@ def diagnose(
     report.signals = _signals(settings)
     for warning in settings.warnings:
         report.checks.append(Check("settings", "warn", warning))
+    if settings.sdk_disabled:
+        report.checks.append(
+            Check(
+                "sdk",
+                "info",
+                "OTEL_SDK_DISABLED=true: no OpenTelemetry SDK provider is installed and nothing is "
+                "exported (no traces, metrics or OTLP logs, whatever endpoint is set); lumen's console "
+                "and file logging still run as configured",
+            )
+        )
     endpoints = []
+    set_endpoints = 0
+    # an endpoint is checked when a signal is exported to it: OTEL_<SIGNAL>_EXPORTER=none/console
+    # and OTEL_SDK_DISABLED win over an endpoint
+    used = {t.url if t.source.endswith(f"_{t.signal.upper()}_ENDPOINT") else "main" for t in settings.targets}
     if settings.otlp_endpoint is not None:
-        endpoints.append(("collector", settings.otlp_endpoint))
+        set_endpoints += 1
+        if "main" in used:
+            endpoints.append(("collector", settings.otlp_endpoint))
+        else:
+            report.checks.append(_unused_endpoint("collector", settings.otlp_endpoint, settings))
     for signal in _SIGNALS:
         own = getattr(settings, f"otlp_{signal.lower()}_endpoint")
         if own is not None:
-            endpoints.append((f"collector ({signal.lower()})", own))
-    if not endpoints:
+            set_endpoints += 1
+            if own in used:
+                endpoints.append((f"collector ({signal.lower()})", own))
+            else:
+                report.checks.append(_unused_endpoint(f"collector ({signal.lower()})", own, settings))
+    if not set_endpoints:
         report.checks.append(
             Check("collector", "info", "no OTLP endpoint set: logs go to the console/files only")
         )
@@ -299,23 +321,47 @@ def diagnose(
     return report
 
 
+def _unused_endpoint(topic: str, url: str, settings: Any) -> Check:
+    """An endpoint no signal is exported to, and why (it is not contacted)."""
+    from lumen_otel._config.settings import SIGNALS, shown_url
+
+    if settings.sdk_disabled:
+        why = "OTEL_SDK_DISABLED=true"
+    else:
+        why = ", ".join(
+            f"{settings.sources.get(f'{s}_exporter', 'default')}={getattr(settings, f'{s}_exporter')}"
+            for s in SIGNALS
+            if getattr(settings, f"{s}_exporter") != "otlp"
+        )
+    return Check(topic, "info", f"{shown_url(url)} is set but not used (not checked): {why}")
+
+
 def _signals(settings: Any) -> list[dict[str, Any]]:
-    """Each signal's effective endpoint (userinfo hidden), transport and header names."""
+    """Each signal's effective endpoint (userinfo hidden), transport and header names; a signal
+    exported to the console, or not at all by ``OTEL_<SIGNAL>_EXPORTER=none``/``OTEL_SDK_DISABLED``,
+    names that variable as its source."""
     from lumen_otel._config.settings import SIGNALS
 
     switched_on = {"logs": True, "traces": settings.traces, "metrics": settings.metrics}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for signal in SIGNALS:
         target = settings.export_target(signal)
         if target is None:
+            kind = getattr(settings, f"{signal}_exporter")
+            source = None
+            if settings.sdk_disabled:
+                source = settings.sources.get("sdk_disabled", "OTEL_SDK_DISABLED")
+            elif kind != "otlp":
+                source = settings.sources.get(f"{signal}_exporter", f"OTEL_{signal.upper()}_EXPORTER")
+            console = kind == "console" and not settings.sdk_disabled
             rows.append(
                 {
                     "signal": signal,
-                    "exported": False,
+                    "exported": console and bool(switched_on[signal]),
                     "endpoint": None,
-                    "source": None,
+                    "source": source,
                     "encrypted": None,
-                    "transport": None,
+                    "transport": "console (stdout)" if console else None,
                     "headers": [],
                     "headers_source": None,
                 }
@@ -347,7 +393,14 @@ def _uses_tls(settings: Any, url: str) -> bool | None:
 
 def _signal_cells(row: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
     if row["endpoint"] is None:
-        return row["signal"], "-", "not exported (no endpoint)", "-", "-"
+        source = row["source"]
+        if source is None:
+            return row["signal"], "-", "not exported (no endpoint)", "-", "-"
+        if row["transport"] is not None:  # OTEL_<SIGNAL>_EXPORTER=console
+            state = row["transport"] if row["exported"] else "off (LUMEN_TRACES/LUMEN_METRICS)"
+            return row["signal"], "-", state, source, "-"
+        value = "true" if source == "OTEL_SDK_DISABLED" else "none"
+        return row["signal"], "-", f"not exported ({source}={value})", source, "-"
     if not row["exported"]:
         state = "off (LUMEN_TRACES/LUMEN_METRICS)"
     else:

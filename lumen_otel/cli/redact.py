@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import re
-import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 import typer
 
+from lumen_otel._config.settings import redaction_key
 from lumen_otel._redaction import Redactor
 from lumen_otel.cli._terminal import escape_text
 
@@ -117,15 +118,38 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
+class NotARegularFile(OSError):
+    """``--in-place`` is given a link or something else than a regular file."""
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading without following a symbolic link; a regular file only.
+
+    A log directory may be writable by others: a link planted at a log file's name must not make
+    ``--in-place`` copy the file it points to (a root-only file, say) into that directory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if path.is_symlink():
+            raise NotARegularFile(f"{path}: a symbolic link; --in-place rewrites regular files only") from exc
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotARegularFile(f"{path}: not a regular file; --in-place rewrites regular files only")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def _rewrite_in_place(flt: _Filter, path: Path) -> None:
     directory = path.parent
+    source = _open_regular(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".redacting", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as sink, path.open("rb") as source:
+        with os.fdopen(fd, "wb") as sink, source:
             _filter_stream(flt, source, sink)
             sink.flush()
             os.fsync(sink.fileno())
-        shutil.copymode(path, tmp_name)
+            os.chmod(tmp_name, stat.S_IMODE(os.fstat(source.fileno()).st_mode))
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -133,12 +157,16 @@ def _rewrite_in_place(flt: _Filter, path: Path) -> None:
         raise
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _summary(flt: _Filter) -> str:
     total = sum(flt.counts.values())
     if not total:
-        return f"lumen-otel redact: {flt.lines} lines, nothing redacted"
+        return f"lumen-otel redact: {_count(flt.lines, 'line')}, nothing redacted"
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(flt.counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"lumen-otel redact: {flt.lines} lines, {total} values redacted ({kinds})"
+    return f"lumen-otel redact: {_count(flt.lines, 'line')}, {_count(total, 'value')} redacted ({kinds})"
 
 
 def redact_command(
@@ -168,6 +196,8 @@ def redact_command(
         typer.echo("lumen-otel redact: --in-place needs at least one file", err=True)
         raise typer.Exit(2)
     try:
+        if key:  # the rule the service applies to LUMEN_REDACTION_KEY: a short key is refused
+            key = redaction_key("--key/LUMEN_REDACTION_KEY", key)
         redactor = Redactor(key=key or None, extra_keys=extra_key, extra_patterns=extra_pattern)
     except ValueError as exc:
         typer.echo(f"lumen-otel redact: {escape_text(exc)}", err=True)
@@ -183,7 +213,11 @@ def redact_command(
         sys.stdout.buffer.flush()
     elif in_place:
         for path in files:
-            _rewrite_in_place(flt, path)
+            try:
+                _rewrite_in_place(flt, path)
+            except NotARegularFile as exc:
+                typer.echo(f"lumen-otel redact: {escape_text(exc)}", err=True)
+                raise typer.Exit(2) from None
     else:
         for path in files:
             with path.open("rb") as source:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,8 +65,31 @@ class LLMConfig:
 
     @property
     def endpoint(self) -> str:
-        base = self.url.rstrip("/")
-        return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
+        """The chat completions URL; a query string or fragment stays at the end."""
+        parts = urlsplit(self.url)
+        path = parts.path.rstrip("/")
+        if not path.endswith("/chat/completions"):
+            path = f"{path}/chat/completions"
+        return parts._replace(path=path).geturl()
+
+
+#: stand-ins that give the redactor's value rules a shape to match where the template has a
+#: parameter: "born <NUM>/<NUM>/<NUM> at <NUM> Elm St" must still read as a date and an address
+_PARAMETER_STAND_INS = (("<NUM>", "11"),)
+
+
+def _redacted_template(template: str, redact: Callable[[str], str]) -> str:
+    """``template`` redacted with its parameters filled in, so a value the masking step turned
+    into ``<NUM>`` cannot hide the identifier around it (a street address, a date of birth)."""
+    filled = template
+    for parameter, stand_in in _PARAMETER_STAND_INS:
+        filled = filled.replace(parameter, stand_in)
+    redacted = redact(filled)
+    if redacted == filled:
+        return redact(template)
+    for parameter, stand_in in _PARAMETER_STAND_INS:  # what stayed a parameter reads as one again
+        redacted = redacted.replace(stand_in, parameter)
+    return redacted
 
 
 def payload(insights: Insights, model: str) -> dict[str, Any]:
@@ -83,7 +106,7 @@ def payload(insights: Insights, model: str) -> dict[str, Any]:
         {
             "service": escape_text(redact(t.service)),
             "level": escape_text(t.level),
-            "template": escape_text(redact(t.template)),
+            "template": escape_text(_redacted_template(t.template, redact)),
             "count": t.count,
             "baseline_count": t.baseline_count,
             "new": t.new,

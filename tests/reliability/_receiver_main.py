@@ -4,7 +4,10 @@ The fault tests stop the "collector" by killing this process: every connection t
 exporters hold closes with it, as when a real collector goes away (a receiver thread in
 the test process would keep serving kept-alive connections after ``stop()``).
 
-Usage: python _receiver_main.py PORT OUT_JSONL [--fail-status N] [--delay SECONDS]
+Usage: python _receiver_main.py PORT OUT_JSONL [--fail-status N] [--delay SECONDS] [--answer JSON]...
+
+``--answer`` takes the keyword arguments of :meth:`OTLPReceiver.answer` as a JSON object
+(``match`` as text), one per rule, tried in the order given.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import signal
 import sys
 import threading
+import time
 
 from lumen_otel.testing import OTLPReceiver
 
@@ -27,6 +31,13 @@ class FileReceiver(OTLPReceiver):
         self._out = open(out, "a", encoding="utf-8")  # noqa: SIM115 - closed at process exit
         self._written = {"log": 0, "span": 0, "metric": 0}
         self._write_lock = threading.Lock()
+
+    def _answered(self, path: str, status: int) -> None:
+        super()._answered(path, status)
+        line = {"signal": "answer", "path": path, "status": status, "time": time.time()}
+        with self._write_lock:
+            self._out.write(json.dumps(line) + "\n")
+            self._out.flush()
 
     def _accept(self, path: str, payload: bytes) -> None:
         super()._accept(path, payload)
@@ -45,10 +56,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("out")
     parser.add_argument("--fail-status", type=int, default=None)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--answer", action="append", default=[])
     args = parser.parse_args(argv)
     receiver = FileReceiver(args.port, args.out)
     receiver.fail_status = args.fail_status
     receiver.delay = args.delay
+    for rule in args.answer:
+        receiver.answer(**json.loads(rule))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     receiver.start()

@@ -44,9 +44,14 @@ class RemoteReceiver:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, fail_status: int | None = None, delay: float = 0.0) -> RemoteReceiver:
+    def start(
+        self, fail_status: int | None = None, delay: float = 0.0, answers: list[dict[str, Any]] | None = None
+    ) -> RemoteReceiver:
+        """(Re)start; ``answers``: per-request rules, each ``OTLPReceiver.answer``'s keywords."""
         self.kill()
         argv = [sys.executable, str(HERE / "_receiver_main.py"), str(self.port), str(self.out)]
+        for answer in answers or ():
+            argv += ["--answer", json.dumps(answer)]
         if fail_status is not None:
             argv += ["--fail-status", str(fail_status)]
         if delay:

@@ -1,4 +1,4 @@
-"""Issue 17 item 3, "safe files": another local user who can write in the log directory must
+"""Safe log files: another local user who can write in the log directory must
 not be able to make lumen-otel (here root, as a hospital's service unit often is) truncate,
 append to, create or rename over a file outside it, and the directory lumen-otel creates
 must not let them in at all.
@@ -337,3 +337,72 @@ class TestLoggingStillWorks:
             indexes = logged_indexes(logs)  # whole lines; empty if the last write truncated it
             assert indexes == list(range(2000 - len(indexes), 2000))
         assert all(p.stat().st_size < MAX_BYTES + 8192 for p in logs)
+
+
+@needs_root
+class TestFilesOfAnotherUser:
+    """A user who can write in the log directory plants files instead of links."""
+
+    def test_a_regular_file_planted_at_the_log_name_is_refused(self, world):
+        """Before: the planted world-writable file was written to and rotated, so its owner
+        read every record and could truncate or forge them."""
+        result = attacker("umask 000; touch svc.log", world.logs)
+        assert result.returncode == 0, result.stderr
+        result = serve(world.logs, backups=3)
+        assert 0 == world.log.stat().st_size
+        errors = refusals(result.stderr, world.log)
+        assert len(errors) == 1 and "belongs to another user" in errors[0], result.stderr[-3000:]
+        assert not (world.logs / "svc.log.1").exists()
+
+    def test_a_lock_held_by_another_process_costs_file_lines_only(self, world, otlp_receiver):
+        """Before: the writer waited on the lock for good: no console line, no OTLP record, and
+        each request waited for the full queue. Now the file's lines are dropped and counted
+        after a bounded wait and every record still reaches OTLP."""
+        serve(world.logs, backups=3, records=1)  # the service's own files, then someone locks
+        with subprocess.Popen(
+            [
+                str(VENV_BIN / "python"),
+                "-c",
+                "import fcntl, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX);"
+                " print('LOCKED', flush=True); sys.stdin.readline()",
+                str(world.logs / "svc.log.lock"),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder:
+            assert holder.stdout is not None and "LOCKED" in holder.stdout.readline()
+            env = service_env(world.logs, 3) | {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+                "LUMEN_SHUTDOWN_TIMEOUT": "30",  # the exit flush outlasts the first batch's lock wait
+            }
+            result = subprocess.run(
+                [str(VENV_BIN / "python"), "-c", SERVICE, "50", "0"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert holder.stdin is not None
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+        assert 0 == result.returncode, result.stderr[-3000:]
+        delivered = [log.body for log in otlp_receiver.logs if log.body.startswith("record ")]
+        assert 50 == len(delivered)
+        assert any("is held by another process" in line for line in refusals(result.stderr, world.log))
+        assert [0] == logged_indexes([world.log])  # only the record written before the lock was taken
+
+    def test_a_directory_planted_at_a_rotated_name_loses_no_line_and_keeps_the_size_limit(self, world):
+        """Before: rotation failed on the directory, the error named the live file, and the file
+        grew without limit. Now the file is moved aside, every record is kept, the live file
+        stays near its limit and the blocking name is reported."""
+        result = attacker("mkdir svc.log.1", world.logs)
+        assert result.returncode == 0, result.stderr
+        result = serve(world.logs, backups=3, records=200)
+        files = [p for p in world.logs.iterdir() if p.name.startswith("svc.log") and p.is_file()]
+        files = [p for p in files if not p.name.endswith(".lock")]
+        assert list(range(200)) == logged_indexes(files)
+        bound = MAX_BYTES + 4096 + 200  # a file overshoots its limit by at most one write chunk
+        assert [] == [(p.name, p.stat().st_size) for p in files if p.stat().st_size > bound]
+        assert any(f"{world.logs / 'svc.log.1'}" in line for line in result.stderr.splitlines())
