@@ -473,3 +473,69 @@ class TestDoctor:
         report = doctor_json(OTEL_METRICS_EXPORTER="prometheus")
         assert report["exit_code"] == 2
         assert report["config_error"].startswith("OTEL_METRICS_EXPORTER='prometheus' is not valid")
+
+
+class TestBatchExportTimeoutBoundsEachRequest:
+    """``OTEL_BLRP_EXPORT_TIMEOUT``/``OTEL_BSP_EXPORT_TIMEOUT`` bound the exporter's request timeout
+    (the SDK's batch processors do not bound an export themselves)."""
+
+    VARIABLES = (
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    )
+
+    @pytest.fixture(autouse=True)
+    def _no_request_timeouts(self, monkeypatch):
+        for name in self.VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+
+    @staticmethod
+    def _exporter(signal: str, endpoint: str, **env: str) -> Any:
+        from lumen_otel._otlp.exporters import build_exporter
+
+        return build_exporter(load_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **env}), signal)
+
+    @staticmethod
+    def _timeout(exporter: Any) -> float:
+        from lumen_otel._compat import retry_window
+
+        return retry_window(exporter)[0]
+
+    @pytest.mark.parametrize(
+        ("signal", "variable", "own"),
+        [
+            ("logs", "OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"),
+            ("traces", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"),
+        ],
+    )
+    def test_the_smaller_timeout_wins(self, monkeypatch, signal, variable, own):
+        endpoint = "http://127.0.0.1:4318"
+        assert self._timeout(self._exporter(signal, endpoint)) == 10.0  # upstream's default
+        assert self._timeout(self._exporter(signal, endpoint, **{variable: "500"})) == 0.5
+        assert self._timeout(self._exporter(signal, endpoint, **{variable: "0"})) == 10.0  # no bound
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")  # seconds, as upstream reads it
+        assert self._timeout(self._exporter(signal, endpoint)) == 2.0
+        assert self._timeout(self._exporter(signal, endpoint, **{variable: "500"})) == 0.5
+        assert self._timeout(self._exporter(signal, endpoint, **{variable: "7000"})) == 2.0
+        monkeypatch.setenv(own, "1")
+        assert self._timeout(self._exporter(signal, endpoint, **{variable: "7000"})) == 1.0
+
+    def test_a_slow_collector_is_given_up_on_within_the_log_batch_timeout(self):
+        import time
+
+        from lumen_otel._compat import LogRecordExportResult
+        from tests.test_otlp_wire import _readable
+
+        delay = 5.0
+        with OTLPReceiver() as slow:
+            slow.answer(200, path="/v1/logs", delay=delay, times=None)
+            exporter = self._exporter("logs", slow.endpoint, OTEL_BLRP_EXPORT_TIMEOUT="500")
+            assert self._timeout(exporter) == 0.5
+            started = time.monotonic()
+            result = exporter.export([_readable()])
+            took = time.monotonic() - started
+            exporter.shutdown()
+        assert result is LogRecordExportResult.FAILURE
+        # without the bound the attempt waits for the answer (upstream's 10 s would outlast it)
+        assert took < delay

@@ -474,8 +474,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         30000,
         _millis(0),
         "milliseconds >= 0",
-        "Longest time (ms) one log export may take (validated and shown; the exporter's own "
-        "`OTEL_EXPORTER_OTLP_TIMEOUT` bounds each request).",
+        "Longest time (ms) one log export request may take: when set, the log exporter's timeout "
+        "is the smaller of it and `OTEL_EXPORTER_OTLP_LOGS_TIMEOUT`/`OTEL_EXPORTER_OTLP_TIMEOUT`.",
     ),
     Parameter(
         "bsp_schedule_delay_ms",
@@ -508,8 +508,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         30000,
         _millis(0),
         "milliseconds >= 0",
-        "Longest time (ms) one span export may take (handed to the SDK's span processor; the "
-        "exporter's own `OTEL_EXPORTER_OTLP_TIMEOUT` bounds each request).",
+        "Longest time (ms) one span export request may take: when set, the span exporter's timeout "
+        "is the smaller of it and `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`/`OTEL_EXPORTER_OTLP_TIMEOUT`.",
     ),
     Parameter(
         "metric_export_interval_ms",

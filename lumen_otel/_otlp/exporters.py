@@ -27,6 +27,7 @@ __all__ = [
     "build_exporter",
     "build_signal_exporter",
     "pinned_ca_session",
+    "request_timeout",
     "signal_endpoint",
 ]
 
@@ -55,31 +56,65 @@ def signal_endpoint(settings: Settings, signal: str) -> str:
 def build_exporter(settings: Settings, signal: str) -> Any:
     target = _target(settings, signal)
     endpoint = signal_endpoint(settings, signal)
+    timeout = request_timeout(settings, signal)
     if target.protocol == "grpc":
         insecure = not target.encrypted
         if signal == "logs":
             from lumen_otel._compat import grpc_log_exporter
 
-            return grpc_log_exporter()(endpoint=endpoint, insecure=insecure)
+            return grpc_log_exporter()(endpoint=endpoint, insecure=insecure, timeout=timeout)
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
 
-            return GrpcSpans(endpoint=endpoint, insecure=insecure)
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
+            return GrpcSpans(endpoint=endpoint, insecure=insecure, timeout=timeout)
+        from lumen_otel._otlp.metrics import grpc_metric_exporter  # lone surrogates made encodable
 
-        return GrpcMetrics(endpoint=endpoint, insecure=insecure)
+        return grpc_metric_exporter()(endpoint=endpoint, insecure=insecure)
     if signal == "logs":
         # the upstream exporter with a cheaper encoder that writes the same bytes
         from lumen_otel._otlp.logs import WireLogExporter
 
-        return WireLogExporter(endpoint=endpoint, session=pinned_ca_session())
+        return WireLogExporter(endpoint=endpoint, session=pinned_ca_session(), timeout=timeout)
     if signal == "traces":
         from lumen_otel._otlp.spans import WireSpanExporter  # the same bytes, a cheaper encoder
 
-        return WireSpanExporter(endpoint=endpoint, session=pinned_ca_session())
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        return WireSpanExporter(endpoint=endpoint, session=pinned_ca_session(), timeout=timeout)
+    from lumen_otel._otlp.metrics import SanitizingMetricExporter  # lone surrogates made encodable
 
-    return OTLPMetricExporter(endpoint=endpoint, session=pinned_ca_session())
+    return SanitizingMetricExporter(endpoint=endpoint, session=pinned_ca_session())
+
+
+#: the variable bounding one whole batch export, per signal (milliseconds), and its settings field
+_BATCH_TIMEOUTS = {
+    "logs": ("blrp_export_timeout_ms", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"),
+    "traces": ("bsp_export_timeout_ms", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"),
+}
+_DEFAULT_REQUEST_TIMEOUT = 10.0  # seconds: upstream's when no OTEL_EXPORTER_OTLP_*TIMEOUT is set
+
+
+def request_timeout(settings: Settings, signal: str) -> float | None:
+    """The ``timeout`` (seconds) ``signal``'s exporter is given: at most ``OTEL_BLRP_EXPORT_TIMEOUT``
+    (logs) or ``OTEL_BSP_EXPORT_TIMEOUT`` (traces) when that is set (not 0), else ``None``
+    (upstream's own: ``OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT``, else ``OTEL_EXPORTER_OTLP_TIMEOUT``,
+    in seconds, else 10 s). When both are set the smaller wins. The SDK's batch processors do
+    not bound an export themselves (1.45.1), so this is what makes the setting hold."""
+    entry = _BATCH_TIMEOUTS.get(signal)
+    if entry is None:
+        return None
+    field, variable = entry
+    if settings.sources.get(field, "default") == "default":
+        return None
+    batch_ms: int = getattr(settings, field)
+    if not batch_ms:
+        return None  # 0: no bound of its own
+    import os
+
+    raw = os.environ.get(variable) or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
+    try:
+        own = float(raw) if raw else _DEFAULT_REQUEST_TIMEOUT
+    except ValueError:
+        own = _DEFAULT_REQUEST_TIMEOUT  # as upstream reads an invalid value
+    return min(batch_ms / 1000.0, own)
 
 
 def build_signal_exporter(settings: Settings, signal: str) -> Any | None:
