@@ -57,12 +57,12 @@ _COUNT_INTERVAL = 0.5  # longest a written record waits to be counted in lumen.l
 # How long a flush or a close waits for the console once the file is written: a console
 # nobody reads must not hold up a flush, a shutdown or the exit by the whole timeout.
 _CONSOLE_FLUSH_WAIT = 1.0
-# JSON bytes the console queue may hold besides its record bound: a stalled stdout must not
-# keep hundreds of MB of large records alive
-_CONSOLE_MAX_BYTES = 32 * 1024 * 1024
+# Bytes the console queue may hold besides its record bound: a stalled stdout must not keep
+# large records alive (a console that keeps up never holds more than a batch or two)
+_CONSOLE_MAX_BYTES = 4 * 1024 * 1024
 
-# what the console queue holds per batch: the records (text) or the JSON lines, and the count
-_ConsoleBatch = tuple["list[logging.LogRecord] | None", bytes, int]
+# what the console queue holds per batch: the records (text) or the JSON lines, the count, the size
+_ConsoleBatch = tuple["list[logging.LogRecord] | None", bytes, int, int]
 
 
 def _is_internal_record(record: logging.LogRecord) -> bool:
@@ -113,7 +113,7 @@ class _Console:
         self._cond = threading.Condition(threading.Lock())
         self._items: deque[Any] = deque()
         self._pending = 0  # records queued or being written
-        self._pending_bytes = 0  # JSON bytes of those
+        self._pending_bytes = 0  # bytes of those (their JSON lines, or their messages as text)
         self._blocked = 0  # records dropped because the queue was full, not yet reported
         self.thread = threading.Thread(target=self._run, name="lumen-log-console", daemon=True)
         self.thread.start()
@@ -126,10 +126,13 @@ class _Console:
         count = len(records)
         with self._cond:
             if self._pending < self.limit and self._pending_bytes < _CONSOLE_MAX_BYTES:
+                size = len(lines) if lines else sum(len(str(r.msg)) for r in records)
                 self._pending += count
-                self._pending_bytes += len(lines) if self.json_lines else 0
+                self._pending_bytes += size
                 # JSON: the bytes only (the records can go); text: the records, formatted there
-                self._items.append((None, lines, count) if self.json_lines else (records, b"", count))
+                self._items.append(
+                    (None, lines, count, size) if self.json_lines else (records, b"", count, size)
+                )
                 self._cond.notify()
                 return
             self._blocked += count
@@ -166,7 +169,7 @@ class _Console:
         if not batch:
             return
         count = sum(item[2] for item in batch)
-        size = sum(len(item[1]) for item in batch)
+        size = sum(item[3] for item in batch)
         try:
             self._write_stream(batch)
         except BaseException as exc:  # noqa: BLE001 - whatever the stream raises costs console lines only
