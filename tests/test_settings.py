@@ -204,3 +204,23 @@ def test_an_sdk_configuration_error_also_stops_the_service(tmp_path):
         "lumen-otel: configuration error: OTEL_BSP_MAX_EXPORT_BATCH_SIZE='5000' is not valid: "
         "expected an integer from 1 to the queue size (OTEL_BSP_MAX_QUEUE_SIZE=10)"
     ) in result.stderr
+
+
+@pytest.mark.integration
+def test_a_variable_the_sdk_checks_on_import_also_stops_the_service(tmp_path):
+    """Importing the SDK already raises for some of its variables: under the launcher that used
+    to leave a half-configured service running (exit 0, a traceback, no telemetry)."""
+    env = clean_env(OTEL_SERVICE_NAME="svc", OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT="-1")
+    result = subprocess.run(
+        [str(VENV_BIN / "opentelemetry-instrument"), str(VENV_BIN / "python"), "-c", "print('SERVED')"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (2, "") == (result.returncode, result.stdout)
+    assert (
+        "lumen-otel: configuration error: OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT must be a non-negative integer "
+        "but got -1 (raised by the OpenTelemetry SDK: check its OTEL_* variables)\n"
+    ) == result.stderr

@@ -47,9 +47,10 @@ class LumenConfigurator:
     """Entry point ``opentelemetry_configurator: lumen``."""
 
     def configure(self, **kwargs: Any) -> None:
-        from lumen_otel._setup.bootstrap import _setup
-
         try:
+            # inside the try: importing the SDK already checks some OTEL_* variables
+            from lumen_otel._setup.bootstrap import _setup
+
             _setup(None, {}, full=True, launcher=True)
         except (ConfigError, ValueError) as exc:
             # ValueError: the SDK's own checks (e.g. an OTEL_BSP_* batch larger than its queue)
