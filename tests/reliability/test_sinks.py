@@ -1,4 +1,4 @@
-"""Issue 16, items 2-4: independent sinks, callers that never wait on the event loop, and
+"""Independent sinks, callers that never wait on the event loop, and
 whole log lines or none on a full disk.
 
 - A stdout nobody reads (a pipe whose 64 KiB buffer is full) and a console whose ``write``
@@ -38,7 +38,7 @@ from lumen_otel._logging.pipeline import Pipeline
 from lumen_otel._redaction import Redactor
 from tests.conftest import VENV_BIN, clean_env
 
-SLOWEST_CALL_MS = 50.0  # issue 16: a logger.info() call with stdout stalled never takes longer
+SLOWEST_CALL_MS = 50.0  # the requirement: a logger.info() call with stdout stalled never takes longer
 
 
 def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:

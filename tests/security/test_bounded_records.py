@@ -1,4 +1,4 @@
-"""Issue 17, item 5: the cost of one log record is bounded (LUMEN_LOG_MAX_FIELD_BYTES).
+"""The cost of one log record is bounded (LUMEN_LOG_MAX_FIELD_BYTES).
 
 Redaction runs on the caller's thread, for an async service on the event loop. Before the cap a
 route that logged a 10 MB body of ``'Dr. A. '`` held uvicorn's loop for 21 s. Now every field is

@@ -1,4 +1,4 @@
-"""Issue 17, item 1: every OTLP endpoint variable must be encrypted (or loopback, or explicitly
+"""Every OTLP endpoint variable must be encrypted (or loopback, or explicitly
 allowed), and each per-signal variable turns on the signal it names.
 
 Before the fix only the main endpoint was checked: ``OTEL_EXPORTER_OTLP_{LOGS,TRACES,METRICS}_ENDPOINT``

@@ -1,4 +1,4 @@
-"""Issue 17, item 7: a collector's (or proxy's) answer is read only up to a bound.
+"""A collector's (or proxy's) answer is read only up to a bound.
 
 Before the fix the OTLP/HTTP exporters read the whole response body: a collector answering 400
 with a 200 MB page took the service to 330 MiB. Now at most ``MAX_RESPONSE_BODY`` (64 KiB)

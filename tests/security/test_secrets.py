@@ -1,4 +1,4 @@
-"""Issue 17, item 2: no secret is ever printed.
+"""No secret is ever printed.
 
 URL userinfo (``https://ops:<password>@host``), OTLP header values, the redaction key and the
 contents of a certificate or client key must not appear in any configuration error, warning,

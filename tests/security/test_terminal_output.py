@@ -1,4 +1,4 @@
-"""Honest text output (issue 17, item 4): nothing a client logs can drive an operator's terminal.
+"""Honest text output: nothing a client logs can drive an operator's terminal.
 
 The attacks are mounted as a client would: a real FastAPI service under uvicorn on a loopback
 port, in dev mode with the coloured console on, logs a JSON body value, a header value and an

@@ -1,4 +1,4 @@
-"""Issue 17, item 6: an edge service need not trust the IDs its clients send.
+"""An edge service need not trust the IDs its clients send.
 
 Before: a client could send another request's ``X-Correlation-ID`` or ``traceparent`` and have its
 own lines appear under ``lumen-otel trace <victim-id>``; PHI a client put in ``tracestate`` was
