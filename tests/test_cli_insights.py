@@ -449,6 +449,14 @@ class TestInsightsCommand:
         for raw in ("\x1b[5;31m", "\x1b]", "\r", "\u202e", "\x07", "\x9b"):
             assert raw not in done.stdout
 
+    def test_an_empty_baseline_is_explained_instead_of_an_empty_new_section(self, tmp_path, records):
+        write_logs(tmp_path, [r for r in records if r["timestamp"] >= WINDOW_START])
+        done = lumen_otel("insights", "--log-dir", str(tmp_path), *WINDOW_ARGS)
+        assert 0 == done.returncode, done.stderr
+        assert "0 in the baseline" in done.stdout
+        assert "The baseline holds no records, so no template is called new" in done.stdout
+        assert "New since the baseline" not in done.stdout
+
     def test_service_filter_and_log_dir_from_the_environment(self, log_dir):
         done = lumen_otel(
             "insights", *WINDOW_ARGS, "--service", "media", "--json", LUMEN_LOG_DIR=str(log_dir)

@@ -205,6 +205,14 @@ def _render_header(insights: Insights, console: Any) -> None:
         info.append(f", {insights.templates_evicted} rare templates evicted (--max-templates)")
     info.append(f" · {len(insights.templates)} templates reported")
     console.print(info)
+    if insights.baseline is not None and not insights.baseline_records:
+        console.print(
+            Text(
+                "The baseline holds no records, so no template is called new or a spike: "
+                "widen --baseline, or check that the logs reach back that far.",
+                style="yellow",
+            )
+        )
     if insights.summary:
         summary = Text()
         summary.append("\nSummary", style="bold")
