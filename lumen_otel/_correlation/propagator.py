@@ -42,10 +42,12 @@ extracted, makes a new correlation ID and trace id (the last row of the mapping)
 caller's ``X-Correlation-ID`` and ``traceparent`` in the context
 (:data:`~lumen_otel._correlation.context.INCOMING_KEY`) for
 :class:`~lumen_otel._correlation.context.CorrelationIdSpanProcessor` to record as
-``lumen.incoming.*`` attributes of the server span. When trusting, ``extract`` removes the
-``tracestate`` entries the redactor would flag from the remote parent (so the server span does
-not inherit them), and the trace-context propagator :func:`install_propagators` installs drops
-them on ``inject`` too (:func:`~lumen_otel._redaction.spans.redact_trace_state`).
+``lumen.incoming.*`` attributes of the server span. The trace-context propagator
+:func:`install_propagators` installs (:class:`RedactingTraceContextPropagator`, W3C level 2
+parsing in :mod:`lumen_otel._correlation.w3c`) drops the ``tracestate`` entries the redactor
+would flag on ``extract``, so the server span does not inherit them, and again on ``inject``
+(:func:`~lumen_otel._redaction.spans.redact_trace_state`); when trusting, ``extract`` here
+cleans a remote parent some other propagator extracted the same way.
 
 Response header, once
 ---------------------
@@ -68,7 +70,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators import textmap
 from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, TextMapPropagator
-from opentelemetry.trace import NonRecordingSpan
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from lumen_otel._correlation.context import (
@@ -82,6 +84,7 @@ from lumen_otel._correlation.context import (
     trust_from_env,
 )
 from lumen_otel._correlation.trace_ids import trace_id_to_uuid
+from lumen_otel._correlation.w3c import remote_span_context, traceparent_header
 from lumen_otel.exceptions import ConfigError
 
 __all__ = [
@@ -99,13 +102,42 @@ EXPOSE_HEADERS = "Access-Control-Expose-Headers"
 
 
 def header_from_env(header: str | None = None) -> str:
-    """``header``, else ``LUMEN_CORRELATION_HEADER``, else ``X-Correlation-ID`` (validated)."""
+    """``header``, else the header lumen-otel is set up with, else ``LUMEN_CORRELATION_HEADER``,
+    else ``X-Correlation-ID`` (validated).
+
+    The set-up's value already merged ``bootstrap(correlation_header=...)`` and the variable, so
+    the middlewares, the httpx hooks and the propagator agree on one name. An explicit ``header``
+    that differs from the set-up's is used as asked (an edge service may read a client's header
+    of its own) with one warning: the propagator still reads and sends the set-up's header.
+    """
+    from lumen_otel._state import STATE
+
+    handle = STATE.handle
+    active = handle.settings.correlation_header if handle is not None else None
     name = "header"
     if header is None:
+        if active is not None:
+            return active
         name = "LUMEN_CORRELATION_HEADER"
         header = os.environ.get(name, "").strip() or DEFAULT_HEADER
     if not _HEADER_NAME.fullmatch(header):
         raise ConfigError(name, header, "an HTTP header name (letters, digits, '-'; at most 64)")
+    if handle is not None and active is not None and header.lower() != active.lower():
+        import logging
+
+        from lumen_otel._guard import report_once
+
+        report_once(
+            f"correlation-header:{header.lower()}",
+            "correlation header %r was given explicitly, but lumen-otel is set up with %r (%s): "
+            "incoming and outgoing propagation use %r, this component uses %r",
+            header,
+            active,
+            handle.settings.sources.get("correlation_header", "default"),
+            active,
+            header,
+            level=logging.WARNING,
+        )
     return header
 
 
@@ -205,12 +237,32 @@ class CorrelationIdPropagator(TextMapPropagator):
 
 
 class RedactingTraceContextPropagator(TraceContextTextMapPropagator):
-    """W3C trace context whose ``inject`` leaves out the ``tracestate`` entries the redactor would flag.
+    """W3C trace context (level 2) that drops the ``tracestate`` members the redactor would flag.
 
-    A span's tracestate is inherited from its parent, or set by code; the entries that look like
-    PHI are not sent on outgoing calls. ``extract`` is the stock one (the correlation propagator
-    after it cleans what was extracted).
+    ``extract`` parses with :mod:`lumen_otel._correlation.w3c` rather than the API's parser: a
+    repeated ``traceparent`` starts a new trace whether the server passed the lines separately
+    (ASGI) or joined them (WSGI), a repeated ``tracestate`` key keeps its first value instead of
+    losing the whole header, keys follow the current grammar (``@`` anywhere after the first
+    character), and no rejected value is logged. A member whose key or value the PHI redactor
+    would change is dropped on the way in and again on the way out (a span's tracestate can also
+    be set by code), so it is neither forwarded nor exported; the other members keep their order.
     """
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = textmap.default_getter,
+    ) -> Context:
+        if context is None:
+            context = Context()
+        traceparent = getter.get(carrier, "traceparent")
+        if not traceparent:
+            return context
+        parent = remote_span_context(traceparent, getter.get(carrier, "tracestate"))
+        if parent is None:
+            return context
+        return trace.set_span_in_context(NonRecordingSpan(_without_phi(parent)), context)
 
     def inject(
         self,
@@ -219,14 +271,21 @@ class RedactingTraceContextPropagator(TraceContextTextMapPropagator):
         setter: Setter[CarrierT] = textmap.default_setter,
     ) -> None:
         span_context = trace.get_current_span(context).get_span_context()
-        if span_context.is_valid and span_context.trace_state:
-            from lumen_otel._redaction import get_default_redactor
-            from lumen_otel._redaction.spans import redact_span_context
+        if not span_context.is_valid:
+            return
+        setter.set(carrier, "traceparent", traceparent_header(span_context))
+        trace_state = _without_phi(span_context).trace_state
+        if trace_state:
+            setter.set(carrier, "tracestate", trace_state.to_header())
 
-            cleaned = redact_span_context(span_context, get_default_redactor())
-            if cleaned is not span_context:
-                context = trace.set_span_in_context(NonRecordingSpan(cleaned), context)
-        super().inject(carrier, context, setter)
+
+def _without_phi(span_context: SpanContext) -> SpanContext:
+    if not span_context.trace_state:
+        return span_context
+    from lumen_otel._redaction import get_default_redactor
+    from lumen_otel._redaction.spans import redact_span_context
+
+    return redact_span_context(span_context, get_default_redactor())
 
 
 # ---------------------------------------------------------------- installation

@@ -34,12 +34,22 @@ _VARIANT_MASK = ~(0x3 << 62)
 _VARIANT_RFC4122 = 0x2 << 62
 
 
+class _RandomTraceId(int):
+    """A trace id :func:`new_trace_id` made, so still known to be random once it is a pending id.
+
+    The propagator leaves both kinds of pending id in the context, one derived from the caller's
+    ``X-Correlation-ID`` and one freshly made; only the second earns the random-trace-id flag.
+    """
+
+    __slots__ = ()
+
+
 def new_trace_id() -> int:
     """A random UUIDv4-shaped 128-bit trace id (never the invalid id 0)."""
     # random.getrandbits, like the SDK's RandomIdGenerator: trace ids are not secrets, and
     # the random module reseeds itself in forked children.
     value = random.getrandbits(128)
-    return (value & _VERSION_MASK & _VARIANT_MASK) | _VERSION_4 | _VARIANT_RFC4122
+    return _RandomTraceId((value & _VERSION_MASK & _VARIANT_MASK) | _VERSION_4 | _VARIANT_RFC4122)
 
 
 def trace_id_to_uuid(trace_id: int) -> str:
@@ -63,13 +73,16 @@ class UuidTraceIdGenerator(IdGenerator):
     def generate_trace_id(self) -> int:
         pending = otel_context.get_value(PENDING_TRACE_ID_KEY)
         if isinstance(pending, int) and pending != INVALID_TRACE_ID:
-            return pending
-        return new_trace_id()
+            return int(pending)
+        return int(new_trace_id())
 
     def is_trace_id_random(self) -> bool:
         """True for the trace ids made here (their right-most 56 bits are random), so the SDK sets
-        the W3C random-trace-id flag (``03``/``02``) on the traces this service starts. An id taken
-        from an incoming ``X-Correlation-ID`` is not random: no flag then. The SDK asks in the same
-        context in which it asked for the id."""
+        the W3C random-trace-id flag (``03``/``02``) on the traces this service starts, including
+        a request's pending id when it was made here rather than taken from the caller. An id
+        derived from an incoming ``X-Correlation-ID`` is not random: no flag then. The SDK asks
+        in the same context in which it asked for the id."""
         pending = otel_context.get_value(PENDING_TRACE_ID_KEY)
-        return not (isinstance(pending, int) and pending != INVALID_TRACE_ID)
+        if isinstance(pending, int) and pending != INVALID_TRACE_ID:
+            return isinstance(pending, _RandomTraceId)
+        return True
