@@ -27,6 +27,8 @@ class State:
     handle: TelemetryHandle | None = None
     pipeline: Pipeline | None = None
     redactor: Redactor | None = None
+    #: the set-up was made by ``opentelemetry-instrument`` (from the environment alone)
+    set_up_by_launcher: bool = False
     #: when each rate-limited internal warning was last reported (monotonic seconds)
     reported: dict[str, float] = field(default_factory=dict)
     logging_config_patched: bool = False

@@ -24,6 +24,7 @@ from typing import Any
 
 from lumen_otel._correlation.context import _enter, request_context, trust_incoming_ids
 from lumen_otel._correlation.propagator import header_from_env, httpx_event_hooks, set_asgi_headers
+from lumen_otel._state import STATE
 
 __all__ = ["CorrelationIdMiddleware", "httpx_event_hooks"]
 
@@ -60,8 +61,11 @@ class CorrelationIdMiddleware:
 
     Args:
         app: the ASGI application to wrap.
-        header_name: header to read and write; default ``LUMEN_CORRELATION_HEADER`` or
-            ``X-Correlation-ID``.
+        header_name: header to read and write; default the header lumen-otel is set up with
+            (``bootstrap(correlation_header=...)``, else ``LUMEN_CORRELATION_HEADER``), read per
+            request so a middleware built before ``bootstrap()`` follows it too, else
+            ``X-Correlation-ID``. A name other than the set-up's is used as given, with one
+            warning: the propagator and outgoing calls still use the set-up's.
         trust_incoming_ids: use the caller's ``traceparent`` and correlation ID; False (an edge
             service facing clients) gives every request its own, and records the caller's as
             ``lumen.incoming.*`` span attributes. Default: bootstrap's setting, else
@@ -77,6 +81,7 @@ class CorrelationIdMiddleware:
     ) -> None:
         self.app = app
         self.header_name = header_from_env(header_name)
+        self._explicit_header = header_name is not None
         self.trust_incoming_ids = trust_incoming_ids
         _trust(trust_incoming_ids)  # a bad LUMEN_TRUST_INCOMING_IDS fails here, not in a request
 
@@ -84,8 +89,12 @@ class CorrelationIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        cid, ctx = request_context(scope, _getter, self.header_name, _trust(self.trust_incoming_ids))
         header = self.header_name
+        if not self._explicit_header:
+            handle = STATE.handle
+            if handle is not None:
+                header = handle.settings.correlation_header
+        cid, ctx = request_context(scope, _getter, header, _trust(self.trust_incoming_ids))
         started = False
 
         async def send_with_id(message: Message) -> None:

@@ -385,4 +385,5 @@ def reset(timeout: float = 2.0) -> None:
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, RootHandler)]
     STATE.pipeline = None
     STATE.redactor = None
+    STATE.set_up_by_launcher = False
     STATE.reported.clear()

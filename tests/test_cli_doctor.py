@@ -20,10 +20,10 @@ from tests.conftest import REPO, VENV_BIN, clean_env, free_port
 pytestmark = pytest.mark.integration
 
 
-def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def doctor(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "lumen-otel"), "doctor", *args],
-        cwd=REPO,
+        cwd=cwd,
         env=clean_env(**env),
         capture_output=True,
         text=True,
@@ -32,8 +32,8 @@ def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def doctor_json(*args: str, **env: str) -> tuple[int, dict[str, Any]]:
-    done = doctor("--json", *args, **env)
+def doctor_json(*args: str, cwd: Path = REPO, **env: str) -> tuple[int, dict[str, Any]]:
+    done = doctor("--json", *args, cwd=cwd, **env)
     return done.returncode, json.loads(done.stdout)
 
 
@@ -217,6 +217,27 @@ class TestDistrosAndInstrumentations:
         assert "skipped" == rows["nosuchlib"]["status"]
         assert "nosuchlib>=1.0" in rows["nosuchlib"]["detail"]
 
+    def test_an_instrumentation_that_does_not_load_is_skipped_with_the_reason(self, tmp_path):
+        """Listed as loading only when it would: its module imports, and the library it instruments
+        is there (opentelemetry-instrumentation-httpx also ships ``httpx2``, for a library not installed)."""
+        fake_dist(
+            tmp_path,
+            "fake-instrumentation-broken",
+            "[opentelemetry_instrumentor]\nbroken = fake_broken_instrumentation:Instrumentor\n",
+        )
+        code, report = doctor_json(**GOOD, PYTHONPATH=str(tmp_path))
+        assert 0 == code
+        rows = {r["name"]: (r["status"], r["detail"]) for r in report["instrumentations"]}
+        assert (
+            "skipped",
+            "cannot be loaded: ModuleNotFoundError: No module named 'fake_broken_instrumentation'",
+        ) == rows["broken"]
+        assert "skipped" == rows["httpx2"][0]
+        assert '"httpx2 >= 2.0.0"' in rows["httpx2"][1]
+        assert ("loads", "") == rows["httpx"]
+        done = doctor(**GOOD, PYTHONPATH=str(tmp_path))
+        assert not any(line.split()[:2] == ["loads", "httpx2"] for line in done.stdout.splitlines())
+
     def test_another_distro_is_a_warning_until_lumen_is_chosen(self, tmp_path):
         fake_dist(
             tmp_path,
@@ -262,6 +283,75 @@ class TestTraps:
         assert "warn" == status
         assert detail.startswith("Django is installed but DJANGO_SETTINGS_MODULE is not set"), detail
 
+    @pytest.mark.parametrize("where", ["command", "GUNICORN_CMD_ARGS", "gunicorn.conf.py"])
+    def test_a_uvicorn_worker_set_up_is_checked(self, tmp_path, where):
+        worker = "uvicorn_worker.UvicornWorker"
+        args: list[str] = ["--", "gunicorn", "app:app"]
+        env = dict(GOOD)
+        if where == "command":
+            args = ["--", "gunicorn", "-k", worker, "app:app"]
+        elif where == "GUNICORN_CMD_ARGS":
+            env["GUNICORN_CMD_ARGS"] = f"--workers 2 --worker-class={worker}"
+        else:
+            (tmp_path / "gunicorn.conf.py").write_text(f'workers = 2\nworker_class = "{worker}"\n')
+        code, report = doctor_json(*args, cwd=tmp_path, **env)
+        assert 0 == code, report
+        status, detail = checks(report)["gunicorn UvicornWorker"]
+        assert "ok" == status
+        assert detail.startswith(worker) and detail.endswith(
+            ": UvicornWorker loggers routed through lumen-otel"
+        )
+        if where == "gunicorn.conf.py":
+            assert f"({tmp_path / 'gunicorn.conf.py'})" in detail
+
+    def test_the_settings_module_a_manage_py_sets_is_reported(self, tmp_path):
+        (tmp_path / "manage.py").write_text(
+            "import os\nimport sys\n\n"
+            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'clinic.settings')\n"
+            "from django.core.management import execute_from_command_line\n"
+            "execute_from_command_line(sys.argv)\n"
+        )
+        env = {k: v for k, v in GOOD.items() if k != "DJANGO_SETTINGS_MODULE"}
+        code, report = doctor_json(cwd=tmp_path, **env)
+        assert 0 == code, report
+        status, detail = checks(report)["Django"]
+        assert (
+            "ok",
+            f"settings module clinic.settings (os.environ.setdefault in {tmp_path / 'manage.py'})",
+        ) == (
+            status,
+            detail,
+        )
+        _, report = doctor_json(cwd=tmp_path, **GOOD)
+        assert ("ok", "settings module orders.settings (DJANGO_SETTINGS_MODULE)") == checks(report)["Django"]
+
+    def test_the_settings_module_of_the_wsgi_module_a_command_names_or_the_missing_one(self, tmp_path):
+        (tmp_path / "clinic").mkdir()
+        (tmp_path / "clinic" / "__init__.py").write_text("")
+        wsgi = tmp_path / "clinic" / "wsgi.py"
+        wsgi.write_text(
+            "import os\nfrom django.core.wsgi import get_wsgi_application\n"
+            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'clinic.prod')\n"
+            "application = get_wsgi_application()\n"
+        )
+        env = {k: v for k, v in GOOD.items() if k != "DJANGO_SETTINGS_MODULE"}
+        code, report = doctor_json(
+            "--", "opentelemetry-instrument", "gunicorn", "clinic.wsgi", cwd=tmp_path, **env
+        )
+        assert 0 == code, report
+        assert ("ok", f"settings module clinic.prod (os.environ.setdefault in {wsgi})") == checks(report)[
+            "Django"
+        ]
+        wsgi.write_text(
+            "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n"
+        )
+        code, report = doctor_json("--", "gunicorn", "clinic.wsgi", cwd=tmp_path, **env)
+        assert 1 == code, report
+        status, detail = checks(report)["Django"]
+        assert "fail" == status
+        assert detail.startswith("DJANGO_SETTINGS_MODULE is not set and no os.environ.setdefault"), detail
+        assert str(wsgi) in detail
+
     def test_help_explains_the_command_argument(self):
         done = subprocess.run(
             [str(VENV_BIN / "lumen-otel"), "doctor", "--help"],
@@ -273,3 +363,47 @@ class TestTraps:
         )
         assert 0 == done.returncode
         assert "checked for known traps" in done.stdout
+
+
+class TestLogDirectory:
+    def test_a_directory_that_cannot_be_made_is_a_problem_naming_it_and_the_fix(self, tmp_path):
+        """A file where the directory's parent should be stops every user, root included."""
+        blocker = tmp_path / "not-a-dir"
+        blocker.write_text("")
+        wanted = blocker / "logs"
+        done = doctor(**GOOD, LUMEN_LOG_DIR=str(wanted))
+        assert 1 == done.returncode, done.stdout + done.stderr
+        lines = [" ".join(line.split()) for line in done.stdout.splitlines()]
+        assert (
+            f"✗ log directory: LUMEN_LOG_DIR={wanted}: cannot write orders.log there ({blocker} is not a "
+            "directory). Point LUMEN_LOG_DIR at a writable directory, or create it writable by the "
+            "service's user (mkdir -p, then chown/chmod)"
+        ) in lines
+        assert "1 problem(s), 0 warning(s)" in lines
+        assert "healthy, 0 warning(s)" not in lines
+
+    def test_the_legacy_variable_is_named_when_it_set_the_directory(self, tmp_path):
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        code, report = doctor_json(**GOOD, LOG_DIR=str(blocker))
+        assert 1 == code
+        status, detail = checks(report)["log directory"]
+        assert "fail" == status
+        assert detail.startswith(
+            f"LOG_DIR={blocker}: cannot write orders.log there ({blocker} is not a directory)"
+        )
+
+    def test_a_writable_directory_is_fine_and_nothing_is_left_behind(self, tmp_path):
+        existing = tmp_path / "logs"
+        existing.mkdir()
+        code, report = doctor_json(**GOOD, LUMEN_LOG_DIR=str(existing))
+        assert 0 == code, report
+        assert ("ok", f"LUMEN_LOG_DIR={existing} is writable") == checks(report)["log directory"]
+        missing = tmp_path / "new" / "logs"
+        code, report = doctor_json(**GOOD, LUMEN_LOG_DIR=str(missing))
+        assert 0 == code, report
+        assert ("ok", f"LUMEN_LOG_DIR={missing} is writable (it will be created in {tmp_path})") == checks(
+            report
+        )["log directory"]
+        assert [existing] == list(tmp_path.iterdir())
+        assert [] == list(existing.iterdir())

@@ -195,6 +195,17 @@ class TestTraceFromLogDirectory:
         done = lumen_otel("trace", demo_run.cid, LUMEN_LOG_DIR=str(demo_run.log_dir))
         assert demo_run.tree == done.stdout
 
+    def test_log_dir_follows_the_settings_variables_legacy_log_dir_too(self, demo_run, tmp_path):
+        """The services read LUMEN_LOG_DIR, else the original Lumen Logger's LOG_DIR: so does trace."""
+        done = lumen_otel("trace", demo_run.cid, LOG_DIR=str(demo_run.log_dir))
+        assert (0, demo_run.tree) == (done.returncode, done.stdout), done.stderr
+        first_wins = lumen_otel(
+            "trace", demo_run.cid, LUMEN_LOG_DIR=str(demo_run.log_dir), LOG_DIR=str(tmp_path)
+        )
+        assert demo_run.tree == first_wins.stdout
+        shown = lumen_otel("trace", "--help", COLUMNS="200", NO_COLOR="1")
+        assert "[env var: LUMEN_LOG_DIR, LOG_DIR]" in shown.stdout
+
     def test_json_lists_every_service_span_and_record(self, demo_run):
         done = lumen_otel("trace", demo_run.cid, "--log-dir", str(demo_run.log_dir), "--json")
         assert 0 == done.returncode, done.stderr
@@ -275,6 +286,170 @@ class TestTraceOutputStyle:
         assert "\x1b[31" in coloured.stdout or "\x1b[1;31" in coloured.stdout
         no_color = lumen_otel("trace", cid, "--log-dir", str(log_dir), FORCE_COLOR="1", NO_COLOR="1")
         assert not any(f"\x1b[{c}" in no_color.stdout for c in ("31", "32", "33", "1;31", "1;33"))
+
+
+# ---------------------------------------------------------------- parentage
+
+_BASE = dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.timezone.utc)
+
+
+def _at(ms: float) -> dt.datetime:
+    return _BASE + dt.timedelta(milliseconds=ms)
+
+
+def _line(cid: str, service: str, span_id: str, ms: float, logger: str, message: str) -> dict[str, Any]:
+    return {
+        "timestamp": _at(ms).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "level": "INFO",
+        "service_name": service,
+        "hostname": "h",
+        "logger": logger,
+        "message": message,
+        "correlation_id": cid,
+        "trace_id": uuid.UUID(cid).hex,
+        "span_id": span_id,
+    }
+
+
+def _otlp_span(
+    trace_id: str, span_id: str, parent: str, name: str, start_ms: float, end_ms: float
+) -> dict[str, Any]:
+    nanos = lambda ms: str((_at(ms) - _EPOCH) // dt.timedelta(microseconds=1) * 1000)  # noqa: E731
+    return {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "parentSpanId": parent,
+        "name": name,
+        "kind": 2,
+        "startTimeUnixNano": nanos(start_ms),
+        "endTimeUnixNano": nanos(end_ms),
+    }
+
+
+def _otlp_line(service: str, spans: list[dict[str, Any]]) -> str:
+    """One line as the collector's file exporter writes it (OTLP JSON, ids in hex)."""
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    return json.dumps(
+        {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {}, "spans": spans}]}]}
+    )
+
+
+A, A_CLIENT, B, B_CLIENT, C = "a" * 16, "ac" * 8, "b" * 16, "bc" * 8, "c" * 16
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> tuple[str, Path]:
+    """gateway → orders → stock, and orders logs nothing before its call to stock: its only
+    line comes after stock's. gateway logs before and after."""
+    cid = str(uuid.uuid4())
+    trace_id = uuid.UUID(cid).hex
+    lines = {
+        "gateway": [
+            _line(cid, "gateway", A, 1, "gateway", "checkout started"),
+            _line(cid, "gateway", A, 99, "uvicorn.access", '127.0.0.1:1 - "POST /checkout HTTP/1.1" 201'),
+        ],
+        "orders": [
+            _line(cid, "orders", B, 80, "uvicorn.access", '127.0.0.1:2 - "POST /orders HTTP/1.1" 201')
+        ],
+        "stock": [
+            _line(cid, "stock", C, 30, "stock", "reserved"),
+            _line(cid, "stock", C, 40, "uvicorn.access", '127.0.0.1:3 - "PUT /stock HTTP/1.1" 200'),
+        ],
+    }
+    for service, records in lines.items():
+        (tmp_path / f"{service}.log").write_text("".join(json.dumps(r) + "\n" for r in records))
+    collector = tmp_path / "collector"
+    collector.mkdir()
+    (collector / "traces.jsonl").write_text(
+        "\n".join(
+            [
+                _otlp_line(
+                    "gateway",
+                    [
+                        _otlp_span(trace_id, A, "", "POST /checkout", 0, 100),
+                        _otlp_span(trace_id, A_CLIENT, A, "POST", 10, 90),
+                    ],
+                ),
+                _otlp_line(
+                    "orders",
+                    [
+                        _otlp_span(trace_id, B, A_CLIENT, "POST /orders", 12, 88),
+                        _otlp_span(trace_id, B_CLIENT, B, "PUT", 20, 60),
+                    ],
+                ),
+                _otlp_line("stock", [_otlp_span(trace_id, C, B_CLIENT, "PUT /stock", 22, 58)]),
+                json.dumps({"resourceLogs": []}),  # the collector's other signals share the directory
+            ]
+        )
+        + "\n"
+    )
+    return cid, tmp_path
+
+
+class TestTraceNestsSpansByParentage:
+    def test_a_callee_nests_under_its_caller_when_the_caller_logged_nothing_before_the_call(self, chain):
+        """Parentage from the collector's span file: stock under orders (not under gateway, whose
+        lines enclose it), orders before stock although orders' only line came after stock's."""
+        cid, log_dir = chain
+        done = lumen_otel("trace", cid, "--log-dir", str(log_dir))
+        assert 0 == done.returncode, done.stderr
+        assert [
+            "└── gateway  POST /checkout → 201  +0.0 ms  100.0 ms",
+            "    ├──     +1.0 ms  INFO    gateway: checkout started",
+            "    ├── orders  POST /orders → 201  +12.0 ms  76.0 ms",
+            "    │   ├── stock  PUT /stock → 200  +22.0 ms  36.0 ms",
+            "    │   │   ├──    +30.0 ms  INFO    stock: reserved",
+            '    │   │   └──    +40.0 ms  INFO    uvicorn.access: 127.0.0.1:3 - "PUT /stock HTTP/1.1" 200',
+            '    │   └──    +80.0 ms  INFO    uvicorn.access: 127.0.0.1:2 - "POST /orders HTTP/1.1" 201',
+            '    └──    +99.0 ms  INFO    uvicorn.access: 127.0.0.1:1 - "POST /checkout HTTP/1.1" 201',
+        ] == body_of(done.stdout)
+        assert f"{log_dir} (+5 spans)" in done.stdout.splitlines()[1]
+
+    def test_spans_given_with_the_option_and_json_nesting(self, chain, tmp_path_factory):
+        cid, log_dir = chain
+        elsewhere = tmp_path_factory.mktemp("spans") / "traces.jsonl"
+        (log_dir / "collector" / "traces.jsonl").rename(elsewhere)
+        done = lumen_otel("trace", cid, "--log-dir", str(log_dir), "--spans", str(elsewhere), "--json")
+        assert 0 == done.returncode, done.stderr
+        data = json.loads(done.stdout)
+        [gateway] = data["spans"]
+        assert ["orders"] == [c["service"] for c in gateway["children"]]
+        assert ["stock"] == [c["service"] for c in gateway["children"][0]["children"]]
+        assert (0.0, 12.0, 100.0) == (
+            gateway["offset_ms"],
+            gateway["children"][0]["offset_ms"],
+            data["duration_ms"],
+        )
+
+    def test_a_parent_span_id_field_on_the_records_nests_too(self, tmp_path):
+        cid = str(uuid.uuid4())
+        callee = _line(cid, "stock", C, 10, "stock", "reserved")
+        caller = _line(cid, "orders", B, 50, "orders", "order placed")
+        (tmp_path / "app.log").write_text(
+            json.dumps({**callee, "parent_span_id": B}) + "\n" + json.dumps(caller) + "\n"
+        )
+        done = lumen_otel("trace", cid, "--log-dir", str(tmp_path))
+        assert 0 == done.returncode, done.stderr
+        assert [
+            f"└── orders  span {B}  +0.0 ms  40.0 ms",
+            f"    ├── stock  span {C}  +0.0 ms  0.0 ms",
+            "    │   └──     +0.0 ms  INFO    stock: reserved",
+            "    └──    +40.0 ms  INFO    orders: order placed",
+        ] == body_of(done.stdout)
+
+    def test_without_spans_a_callee_nests_under_the_caller_that_answered_after_it(self, chain):
+        """No span file: gateway logged nothing before its call either, so no span encloses
+        orders'; orders still nests under gateway, the span of its trace that outlived it."""
+        cid, log_dir = chain
+        (log_dir / "collector" / "traces.jsonl").unlink()
+        gateway = log_dir / "gateway.log"
+        gateway.write_text(gateway.read_text().splitlines()[1] + "\n")
+        done = lumen_otel("trace", cid, "--log-dir", str(log_dir))
+        assert 0 == done.returncode, done.stderr
+        tree = body_of(done.stdout)
+        assert "└── gateway  POST /checkout → 201  +0.0 ms  69.0 ms" == tree[0], tree
+        assert tree[-1].startswith("    └──    +69.0 ms  INFO    uvicorn.access"), tree
+        assert 1 == sum(1 for line in tree if line.startswith("└──"))
 
 
 class TestTraceFromLoki:

@@ -182,45 +182,38 @@ def test_settings_module_is_the_only_reader_of_lumen_variables():
 
 
 @pytest.mark.integration
-def test_an_sdk_configuration_error_also_stops_the_service(tmp_path):
-    """The SDK's own ValueError (batch larger than queue) must not leave a half-configured service."""
-    env = clean_env(
-        OTEL_SERVICE_NAME="svc",
-        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="5000",
-        OTEL_BSP_MAX_QUEUE_SIZE="10",
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
-    )
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        pytest.param(
+            {
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "5000",
+                "OTEL_BSP_MAX_QUEUE_SIZE": "10",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+            },
+            # lumen's settings check OTEL_BSP_* themselves, before the SDK sees them
+            "lumen-otel: configuration error: OTEL_BSP_MAX_EXPORT_BATCH_SIZE='5000' is not valid: "
+            "expected an integer from 1 to the queue size (OTEL_BSP_MAX_QUEUE_SIZE=10)\n",
+            id="batch larger than its queue",
+        ),
+        pytest.param(
+            {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "-1"},
+            # importing the SDK already raises for this one
+            "lumen-otel: configuration error: OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT must be a non-negative integer "
+            "but got -1 (raised by the OpenTelemetry SDK: check its OTEL_* variables)\n",
+            id="checked when the SDK is imported",
+        ),
+    ],
+)
+def test_a_variable_the_sdk_checks_stops_the_service_under_the_launcher(tmp_path, variables, message):
+    """The SDK's own checks must not leave a half-configured service running (exit 0, a traceback,
+    no telemetry): the one-line error and exit status 2, before the program runs."""
     result = subprocess.run(
         [str(VENV_BIN / "opentelemetry-instrument"), str(VENV_BIN / "python"), "-c", "print('SERVED')"],
-        env=env,
+        env=clean_env(OTEL_SERVICE_NAME="svc", **variables),
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert (2, "") == (result.returncode, result.stdout)
-    # lumen's settings now check OTEL_BSP_* themselves, before the SDK sees them
-    assert (
-        "lumen-otel: configuration error: OTEL_BSP_MAX_EXPORT_BATCH_SIZE='5000' is not valid: "
-        "expected an integer from 1 to the queue size (OTEL_BSP_MAX_QUEUE_SIZE=10)"
-    ) in result.stderr
-
-
-@pytest.mark.integration
-def test_a_variable_the_sdk_checks_on_import_also_stops_the_service(tmp_path):
-    """Importing the SDK already raises for some of its variables: under the launcher that used
-    to leave a half-configured service running (exit 0, a traceback, no telemetry)."""
-    env = clean_env(OTEL_SERVICE_NAME="svc", OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT="-1")
-    result = subprocess.run(
-        [str(VENV_BIN / "opentelemetry-instrument"), str(VENV_BIN / "python"), "-c", "print('SERVED')"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (2, "") == (result.returncode, result.stdout)
-    assert (
-        "lumen-otel: configuration error: OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT must be a non-negative integer "
-        "but got -1 (raised by the OpenTelemetry SDK: check its OTEL_* variables)\n"
-    ) == result.stderr
+    assert (2, "", message) == (result.returncode, result.stdout, result.stderr)

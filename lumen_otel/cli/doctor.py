@@ -5,12 +5,19 @@ the service's command after ``--`` to check that command for known traps too::
 
     lumen-otel doctor -- gunicorn --preload -w 4 app.wsgi
 
+It also checks that the log directory can be written, which Django settings module a
+``manage.py`` (or the command) will use, gunicorn ``UvicornWorker`` set-ups (``-k``,
+``GUNICORN_CMD_ARGS``, ``gunicorn.conf.py``), and lists each instrumentation as loading only
+when its module imports and the library it instruments is installed.
+
 Exit status: 0 fine (warnings allowed), 1 something is wrong (an endpoint unreachable, TLS
-invalid, lumen-otel's distro not installed), 2 a setting is invalid.
+invalid, lumen-otel's distro not installed, the log directory not writable), 2 a setting is
+invalid.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import importlib.util
 import json
@@ -18,8 +25,10 @@ import os
 import shlex
 import socket
 import ssl
+import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -144,11 +153,27 @@ def _instrumentations(env: Mapping[str, str]) -> list[dict[str, str]]:
         else:
             conflict = get_dist_dependency_conflicts(dist) if dist is not None else None
             if conflict is None:
-                status, detail = "loads", ""
+                status, detail = _loads(ep)
             else:
                 status, detail = "skipped", str(conflict)
         rows.append({"name": ep.name, "package": package, "status": status, "detail": detail})
     return rows
+
+
+def _loads(ep: Any) -> tuple[str, str]:
+    """("loads", "") when the entry point imports and the library it instruments is installed;
+    else ("skipped", why). A distribution can ship several instrumentors (``httpx`` and
+    ``httpx2``) whose libraries its metadata does not all require: each one's own dependencies
+    are what the launcher finds missing when it enables it."""
+    from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+
+    try:
+        instrumentor = ep.load()
+        dependencies = instrumentor().instrumentation_dependencies()
+    except Exception as exc:  # noqa: BLE001 - whatever stops it loading is the finding
+        return "skipped", f"cannot be loaded: {type(exc).__name__}: {exc}"
+    conflict = get_dependency_conflicts(list(dependencies))
+    return ("loads", "") if conflict is None else ("skipped", str(conflict))
 
 
 def _distro_checks(env: Mapping[str, str]) -> list[Check]:
@@ -246,18 +271,153 @@ def _trap_checks(command: list[str], env: Mapping[str, str], protocol: str) -> l
                     "theirs. Only code of your own that opens connections at import needs one",
                 )
             )
-    if importlib.util.find_spec("django") is not None and not env.get("DJANGO_SETTINGS_MODULE"):
-        checks.append(
-            Check(
-                "Django",
-                "warn",
-                "Django is installed but DJANGO_SETTINGS_MODULE is not set: under "
-                "opentelemetry-instrument the Django instrumentation then configures empty "
-                "settings before manage.py/wsgi.py sets it. Export it before starting "
-                "(ignore this for a service that is not Django)",
-            )
-        )
+    worker = _worker_class(gunicorn_args, Path.cwd())
+    if worker is not None and worker[0].endswith("UvicornWorker"):
+        checks.append(_uvicorn_worker_check(*worker))
+    if importlib.util.find_spec("django") is not None:
+        django = _django_check(command, env, Path.cwd())
+        if django is not None:
+            checks.append(django)
     return checks
+
+
+def _option(args: list[str], *names: str) -> str | None:
+    """The last value given to one of ``names`` (``-k X``, ``--worker-class=X``, ``-kX``)."""
+    found = None
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                found = args[index + 1]
+            elif arg.startswith(name + "=") and name.startswith("--"):
+                found = arg.partition("=")[2]
+            elif not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
+                found = arg[len(name) :]
+    return found
+
+
+def _config_worker_class(path: Path) -> str | None:
+    """``worker_class = "..."`` in a gunicorn config file (read with :mod:`ast`, never run)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None
+    found = None
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and any(isinstance(t, ast.Name) and t.id == "worker_class" for t in node.targets)
+        ):
+            found = str(node.value.value)
+    return found
+
+
+def _worker_class(gunicorn_args: list[str], cwd: Path) -> tuple[str, str] | None:
+    """(gunicorn worker class, where it is set): the command line and ``GUNICORN_CMD_ARGS`` win
+    over the config file (``-c``/``--config``, else ``./gunicorn.conf.py``), as in gunicorn."""
+    chosen = _option(gunicorn_args, "-k", "--worker-class")
+    if chosen is not None:
+        return chosen, "the command line / GUNICORN_CMD_ARGS"
+    config = _option(gunicorn_args, "-c", "--config")
+    path = cwd / (config.removeprefix("python:") if config else "gunicorn.conf.py")
+    from_file = _config_worker_class(path) if path.is_file() else None
+    return (from_file, str(path)) if from_file is not None else None
+
+
+def _uvicorn_worker_check(worker: str, where: str) -> Check:
+    """gunicorn's UvicornWorker gives uvicorn's loggers gunicorn's handlers and ``propagate=False``."""
+    from lumen_otel import _server_patches
+
+    topic = "gunicorn UvicornWorker"
+    if callable(getattr(_server_patches, "_patch_uvicorn_worker_init", None)):
+        return Check(topic, "ok", f"{worker} ({where}): UvicornWorker loggers routed through lumen-otel")
+    return Check(
+        topic,
+        "warn",
+        f"{worker} ({where}): this lumen-otel does not re-route the loggers UvicornWorker takes over "
+        "(uvicorn.error, uvicorn.access): their lines bypass redaction and OTLP. Upgrade lumen-otel",
+    )
+
+
+def _django_check(command: list[str], env: Mapping[str, str], cwd: Path) -> Check | None:
+    """Which settings module a Django service will use, and a warning when none can be told.
+
+    Without ``DJANGO_SETTINGS_MODULE``: the ``os.environ.setdefault`` of the entry point the
+    command names, else of ``./manage.py``, read as lumen-otel's launcher door reads it."""
+    variable = env.get("DJANGO_SETTINGS_MODULE")
+    if variable:
+        return Check("Django", "ok", f"settings module {variable} (DJANGO_SETTINGS_MODULE)")
+    try:
+        from lumen_otel._setup import django_settings
+    except ImportError:  # an older lumen-otel layout: only the variable can be reported
+        django_settings = None  # type: ignore[assignment]
+    manage = cwd / "manage.py"
+    if django_settings is not None:
+        candidates: list[tuple[list[str], list[str]]] = []
+        if command:
+            orig = command[1:] if os.path.basename(command[0]) == "opentelemetry-instrument" else command
+            python = bool(orig) and os.path.basename(orig[0]).startswith("python")
+            candidates.append((orig[1:], orig) if python else (orig, orig))
+        if manage.is_file():
+            candidates.append(([str(manage)], [str(manage)]))
+        for argv, orig_argv in candidates:
+            found = django_settings.discover(argv, orig_argv, cwd)
+            if found.module is not None:
+                where = ", ".join(found.looked_in) or "the command line"
+                return Check(
+                    "Django", "ok", f"settings module {found.module} (os.environ.setdefault in {where})"
+                )
+            if found.entry_point:
+                return Check("Django", "fail", str(django_settings.SettingsNotFound(found.looked_in)))
+        if command:
+            return None  # the command is not a Django entry point
+    return Check(
+        "Django",
+        "warn",
+        "Django is installed but DJANGO_SETTINGS_MODULE is not set: under "
+        "opentelemetry-instrument the Django instrumentation then configures empty "
+        "settings before manage.py/wsgi.py sets it. Export it before starting "
+        "(ignore this for a service that is not Django)",
+    )
+
+
+def _log_dir_check(settings: Any) -> Check | None:
+    """Can the service create ``<service>.log`` in the log directory (creating the directory first)?
+
+    Tried for real, with a probe file or directory removed straight away: permission bits do not
+    tell (root ignores them; a read-only mount or a file where a directory should be stops root too).
+    """
+    directory = settings.log_dir
+    if directory is None:
+        return None
+    source = settings.sources.get("log_dir", "default")
+    variable = source if source not in ("argument", "default") else "LUMEN_LOG_DIR"
+    shown = f"{variable}={directory}"
+    existing = Path(directory)
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    reason = None
+    if not existing.is_dir():
+        reason = f"{existing} is not a directory"
+    else:
+        try:
+            if existing == directory:
+                fd, probe = tempfile.mkstemp(dir=existing, prefix=".lumen-doctor-")
+                os.close(fd)
+                os.unlink(probe)
+            else:
+                os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".lumen-doctor-"))
+        except OSError as exc:
+            reason = f"{exc.strerror or exc}: {existing}"
+    if reason is not None:
+        return Check(
+            "log directory",
+            "fail",
+            f"{shown}: cannot write {settings.service_name}.log there ({reason}). Point {variable} at a "
+            "writable directory, or create it writable by the service's user (mkdir -p, then chown/chmod)",
+        )
+    made = "" if existing == directory else f" (it will be created in {existing})"
+    return Check("log directory", "ok", f"{shown} is writable{made}")
 
 
 # ---------------------------------------------------------------- the whole diagnosis
@@ -315,6 +475,9 @@ def diagnose(
         )
     for topic, url in endpoints:
         report.checks.append(check_endpoint(url, environ, topic, timeout, _uses_tls(settings, url)))
+    log_dir = _log_dir_check(settings)
+    if log_dir is not None:
+        report.checks.append(log_dir)
     report.checks.extend(_distro_checks(environ))
     report.instrumentations = _instrumentations(environ)
     report.checks.extend(_trap_checks(command or [], environ, settings.otlp_protocol))

@@ -5,9 +5,18 @@ writes, rotated ones included), from Loki (``--loki URL``, LogQL over its HTTP A
 OpenSearch / Elasticsearch (``--opensearch URL`` / ``--elasticsearch URL``, the ``_search`` API
 over the ``logs-lumen-*`` data streams that collector-config/gateway-search.yaml fills).
 All become the same :class:`Record`; :func:`build_timeline` groups them by service and span
-and nests each span under the span of another service whose time window encloses it (log
-records carry no parent span id, but one request's hops on one clock nest cleanly), and
-:func:`render` draws the tree that ``lumen-otel demo`` prints too.
+and nests each span under its parent span, and :func:`render` draws the tree that
+``lumen-otel demo`` prints too.
+
+Log lines name their span but not its parent, so parentage comes from the request's spans:
+OTLP JSON lines as the collector's file exporter writes them (``collector-config/local.yaml``;
+``--spans PATH``, or found under the log directory: ``*.jsonl`` and ``collector/*.jsonl``, where
+``lumen-otel demo --collector`` puts them), or a ``parent_span_id`` field on a record. A span
+whose parent logged nothing (an httpx client span) is walked through to the nearest ancestor
+that did, and a span's window is its real start and end, so a callee comes after its caller even
+when the caller logged nothing before the call. Without spans, a span nests under the span of
+another service whose records enclose it, else under the one of the same trace that outlived it
+(the caller answers after its callee).
 
 The ID may be a correlation ID (any valid form, a UUID in any case) or a 32-hex trace id:
 the correlation ID of a request that came without one *is* its trace id in UUID form.
@@ -27,25 +36,31 @@ from typing import Annotated, Any
 
 import typer
 
+from lumen_otel._config.settings import PARAMETERS
 from lumen_otel._logging.formatters import CORE_FIELDS
 from lumen_otel.cli._terminal import escape_text, markup_safe
 
 __all__ = [
     "Query",
     "Record",
+    "Span",
     "Timeline",
     "build_timeline",
     "load_from_dir",
     "load_from_loki",
     "load_from_search",
+    "load_spans",
     "parse_query",
     "register",
     "render",
 ]
 
 _TRACE_HEX = re.compile(r"[0-9a-fA-F]{32}")
-_CORE_KEYS = frozenset({*CORE_FIELDS, "exception"})
+_SPAN_HEX = re.compile(r"[0-9a-f]{16}")
+_CORE_KEYS = frozenset({*CORE_FIELDS, "exception", "parent_span_id"})
 _ACCESS_LOGGERS = frozenset({"uvicorn.access", "django.server", "gunicorn.access"})
+#: the variables the services read their log directory from, first name wins (the settings table's)
+_LOG_DIR_VARIABLES = next(p.env for p in PARAMETERS if p.field == "log_dir")
 _REQUEST_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 
 
@@ -106,6 +121,8 @@ class Record:
     span_id: str | None
     extras: dict[str, Any] = field(default_factory=dict)
     exception: dict[str, Any] | None = None
+    #: the span's parent, when the source carries it (a ``parent_span_id`` field)
+    parent_span_id: str | None = None
 
     @property
     def is_error(self) -> bool:
@@ -160,7 +177,16 @@ def _record_from_line(data: dict[str, Any]) -> Record | None:
         span_id=data.get("span_id"),
         extras={k: v for k, v in data.items() if k not in _CORE_KEYS},
         exception=exception if isinstance(exception, dict) else None,
+        parent_span_id=_span_hex(data.get("parent_span_id")),
     )
+
+
+def _span_hex(value: object) -> str | None:
+    """A 16-hex span id in lower case, else None (empty, all-zero or not an id)."""
+    if not isinstance(value, str):
+        return None
+    text = value.lower()
+    return text if _SPAN_HEX.fullmatch(text) and text != "0" * 16 else None
 
 
 def _log_files(log_dir: Path) -> list[Path]:
@@ -405,6 +431,99 @@ def load_from_search(
     return sorted(found.values(), key=lambda r: r.time)
 
 
+# ---------------------------------------------------------------- spans (parentage)
+
+
+@dataclass(frozen=True)
+class Span:
+    """One span of the request, as an OTLP span carries it: where it sits and when it ran."""
+
+    span_id: str
+    parent_span_id: str | None
+    service: str
+    name: str
+    start: float  # seconds since the epoch
+    end: float
+
+
+def span_files(log_dir: Path) -> list[Path]:
+    """OTLP JSON-lines files under a log directory: ``*.jsonl`` and ``collector/*.jsonl``."""
+    found = [p for d in (log_dir, log_dir / "collector") for p in sorted(d.glob("*.jsonl")) if p.is_file()]
+    return found
+
+
+def _nanos(value: object) -> float | None:
+    try:
+        return int(str(value)) / 1e9
+    except ValueError:
+        return None
+
+
+def _resource_service(resource: object) -> str:
+    attributes = resource.get("attributes") if isinstance(resource, dict) else None
+    for item in attributes or ():
+        if isinstance(item, dict) and item.get("key") == "service.name":
+            value = item.get("value")
+            if isinstance(value, dict):
+                return str(value.get("stringValue") or "?")
+    return "?"
+
+
+def _spans_of(data: dict[str, Any], trace_ids: set[str]) -> Iterator[Span]:
+    for resource_spans in data.get("resourceSpans") or ():
+        if not isinstance(resource_spans, dict):
+            continue
+        service = _resource_service(resource_spans.get("resource"))
+        for scope in resource_spans.get("scopeSpans") or ():
+            for item in (scope.get("spans") or ()) if isinstance(scope, dict) else ():
+                if not isinstance(item, dict) or str(item.get("traceId", "")).lower() not in trace_ids:
+                    continue
+                span_id = _span_hex(item.get("spanId"))
+                start, end = _nanos(item.get("startTimeUnixNano")), _nanos(item.get("endTimeUnixNano"))
+                if span_id is None or start is None:
+                    continue
+                yield Span(
+                    span_id,
+                    _span_hex(item.get("parentSpanId")),
+                    service,
+                    str(item.get("name") or ""),
+                    start,
+                    end if end is not None and end >= start else start,
+                )
+
+
+def load_spans(paths: Iterable[Path], trace_ids: Iterable[str]) -> dict[str, Span]:
+    """The spans of ``trace_ids`` (32 hex) in OTLP JSON-lines files (or directories of them), by span id.
+
+    Lines that are not OTLP trace data (the collector's log and metric files) are skipped; so
+    are files that cannot be read: parentage is a help, not a requirement.
+    """
+    wanted = {t.lower() for t in trace_ids if t}
+    found: dict[str, Span] = {}
+    if not wanted:
+        return found
+    files: list[Path] = []
+    for path in paths:
+        files.extend(span_files(path) if path.is_dir() else [path])
+    for path in files:
+        try:
+            handle = path.open("r", encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        with handle:
+            for line in handle:
+                if "resourceSpans" not in line or not any(t in line.lower() for t in wanted):
+                    continue
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    for span in _spans_of(data, wanted):
+                        found[span.span_id] = span
+    return found
+
+
 # ---------------------------------------------------------------- the timeline
 
 
@@ -417,23 +536,35 @@ class SpanNode:
     records: list[Record]
     children: list[SpanNode] = field(default_factory=list)
     parent: SpanNode | None = field(default=None, repr=False)
+    #: the span itself, when a span source had it: its real window and name
+    span: Span | None = field(default=None, repr=False)
 
     @property
     def start(self) -> float:
-        return self.records[0].time
+        """The span's start when known, else its first record; never after a child's start (a
+        parent that logged nothing before its call still began before it)."""
+        first = self.records[0].time if self.span is None else min(self.records[0].time, self.span.start)
+        return min([first, *(child.start for child in self.children)])
 
     @property
     def end(self) -> float:
-        return self.records[-1].time
+        last = self.records[-1].time if self.span is None else max(self.records[-1].time, self.span.end)
+        return max([last, *(child.end for child in self.children)])
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.records[0].trace_id
 
     @property
     def name(self) -> str:
-        """``POST /exams → 201`` from the server's access-log line, else the span id."""
+        """``POST /exams → 201`` from the server's access-log line, else the span's name, else its id."""
         for record in self.records:
             if record.logger in _ACCESS_LOGGERS:
                 match = _REQUEST_LINE.search(record.message)
                 if match:
                     return f"{match['method']} {match['path']} → {match['status']}"
+        if self.span is not None and self.span.name:
+            return self.span.name
         return f"span {self.span_id}" if self.span_id else "no span"
 
     @property
@@ -450,7 +581,16 @@ class Timeline:
 
     @property
     def start(self) -> float:
-        return self.records[0].time if self.records else 0.0
+        """The first record's time, or the first span's start when a span began before it."""
+        if not self.records:
+            return 0.0
+        return min([self.records[0].time, *(root.start for root in self.roots)])
+
+    @property
+    def end(self) -> float:
+        if not self.records:
+            return 0.0
+        return max([self.records[-1].time, *(root.end for root in self.roots)])
 
     @property
     def services(self) -> list[str]:
@@ -488,36 +628,95 @@ class Timeline:
             "trace_ids": self.trace_ids,
             "services": self.services,
             "record_count": len(self.records),
-            "duration_ms": round((self.records[-1].time - self.start) * 1000, 3) if self.records else 0.0,
+            "duration_ms": round((self.end - self.start) * 1000, 3),
             "spans": [span(r) for r in self.roots],
         }
 
 
-def build_timeline(query: Query, records: list[Record], source: str) -> Timeline:
+def build_timeline(
+    query: Query, records: list[Record], source: str, spans: dict[str, Span] | None = None
+) -> Timeline:
+    """Group ``records`` by service and span and nest each span under its parent.
+
+    ``spans`` (from :func:`load_spans`) give parentage and each span's real window; a record's
+    ``parent_span_id`` gives parentage too. Spans with neither nest by time (module docstring).
+    Siblings are ordered by start, records within a span by time.
+    """
+    spans = spans or {}
     groups: dict[tuple[str, str | None], list[Record]] = {}
     for record in sorted(records, key=lambda r: r.time):
         groups.setdefault((record.service, record.span_id), []).append(record)
-    nodes = sorted((SpanNode(s, sid, recs) for (s, sid), recs in groups.items()), key=lambda n: n.start)
+    nodes = [
+        SpanNode(s, sid, recs, span=spans.get(sid) if sid else None) for (s, sid), recs in groups.items()
+    ]
+    nodes.sort(key=lambda n: n.start)
+    by_span = {n.span_id: n for n in nodes if n.span_id is not None}
     roots: list[SpanNode] = []
+    unplaced: list[SpanNode] = []
     for node in nodes:
-        # The innermost span of another service that was open for all of this one.
-        enclosing = [
-            other
-            for other in nodes
-            if other is not node
-            and other.service != node.service
-            and other.span_id is not None
-            and other.start <= node.start
-            and node.end <= other.end
-            and not _is_descendant(other, node)
-        ]
-        if enclosing and node.span_id is not None:
-            parent = max(enclosing, key=lambda n: n.start)
+        known, parent = _parent_by_span_ids(node, spans, by_span)
+        if parent is not None and not _is_descendant(parent, node):
+            node.parent = parent
+            parent.children.append(node)
+        elif known or node.span_id is None:
+            roots.append(node)  # a root span, or records outside any span
+        else:
+            unplaced.append(node)
+    for node in unplaced:
+        parent = _parent_by_time(node, nodes)
+        if parent is not None:
             node.parent = parent
             parent.children.append(node)
         else:
             roots.append(node)
+    for node in nodes:
+        node.children.sort(key=lambda n: n.start)
+    roots.sort(key=lambda n: n.start)
     return Timeline(query, source, sorted(records, key=lambda r: r.time), roots)
+
+
+def _parent_by_span_ids(
+    node: SpanNode, spans: dict[str, Span], by_span: dict[str, SpanNode]
+) -> tuple[bool, SpanNode | None]:
+    """(parentage known, the nearest ancestor span that has records), walking through spans that
+    logged nothing (client spans). Known with no parent: a root span."""
+    if node.span_id is None:
+        return False, None
+    parent_id = node.span.parent_span_id if node.span is not None else None
+    known = node.span is not None
+    if parent_id is None:
+        parent_id = next((r.parent_span_id for r in node.records if r.parent_span_id), None)
+        known = known or parent_id is not None
+    seen = {node.span_id}
+    while parent_id is not None and parent_id not in seen:
+        seen.add(parent_id)
+        if parent_id in by_span:
+            return True, by_span[parent_id]
+        ancestor = spans.get(parent_id)
+        if ancestor is None:
+            return False, None  # the parent is in no source: fall back to time
+        parent_id = ancestor.parent_span_id
+    return known, None
+
+
+def _parent_by_time(node: SpanNode, nodes: list[SpanNode]) -> SpanNode | None:
+    """Without parent ids: the innermost span of another service whose records enclose this one's,
+    else the span of the same trace that outlived it and answered last (its caller)."""
+    others = [
+        other
+        for other in nodes
+        if other is not node
+        and other.service != node.service
+        and other.span_id is not None
+        and not _is_descendant(other, node)
+    ]
+    enclosing = [o for o in others if o.start <= node.start and node.end <= o.end]
+    if enclosing:
+        return max(enclosing, key=lambda n: n.start)
+    outlived = [
+        o for o in others if node.trace_id is not None and o.trace_id == node.trace_id and o.end > node.end
+    ]
+    return max(outlived, key=lambda n: n.end) if outlived else None
 
 
 def _is_descendant(candidate: SpanNode, node: SpanNode) -> bool:
@@ -570,7 +769,7 @@ def render(timeline: Timeline, console: Any) -> None:
 
     styles = {name: _SERVICE_STYLES[i % len(_SERVICE_STYLES)] for i, name in enumerate(timeline.services)}
     records = timeline.records
-    total = records[-1].time - timeline.start if records else 0.0
+    total = timeline.end - timeline.start
     errors = sum(1 for r in records if r.is_error)
     title = Text()
     title.append("Request ", style="bold")
@@ -638,7 +837,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--log-dir",
-                envvar="LUMEN_LOG_DIR",
+                envvar=list(_LOG_DIR_VARIABLES),
                 show_envvar=True,
                 help="Directory of <service>.log files (default: ./logs).",
             ),
@@ -699,6 +898,16 @@ def register(app: typer.Typer) -> None:
                 help="With --loki/--opensearch/--elasticsearch: how far back to look.",
             ),
         ] = 168.0,
+        spans: Annotated[
+            Path | None,
+            typer.Option(
+                "--spans",
+                metavar="PATH",
+                help="OTLP JSON-lines span file (or a directory of them), as the collector's file "
+                "exporter writes, to nest each span under its parent (default: *.jsonl and "
+                "collector/*.jsonl in the log directory).",
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as JSON.")] = False,
     ) -> None:
         """Show every record of one request across services as a timeline tree."""
@@ -712,6 +921,7 @@ def register(app: typer.Typer) -> None:
         if sum(1 for option in (loki, opensearch, elasticsearch) if option) > 1:
             err.print("[red]error:[/] give one of --loki, --opensearch, --elasticsearch")
             raise typer.Exit(2)
+        span_dirs: list[Path] = []  # where spans are looked for without --spans
         if search_url:
             import os
 
@@ -745,14 +955,25 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(2)
             source = str(directory)
             records = load_from_dir(directory, query)
-        if not records:
-            message = f"no records for {request_id} in {source}"
-            if as_json:
-                print(json.dumps({"query": request_id, "source": source, "record_count": 0, "spans": []}))
-            err.print(f"[yellow]{markup_safe(message)}[/]")
-            raise typer.Exit(1)
-        timeline = build_timeline(query, records, source)
+            span_dirs = [directory]
+        _show(request_id, query, records, source, [spans] if spans is not None else span_dirs, as_json)
+
+
+def _show(
+    request_id: str, query: Query, records: list[Record], source: str, span_paths: list[Path], as_json: bool
+) -> None:
+    """Print the timeline (or say there is none, exit status 1), nested by the spans found."""
+    if not records:
+        message = f"no records for {request_id} in {source}"
         if as_json:
-            print(json.dumps(timeline.to_json(), indent=2, default=str))
-        else:
-            render(timeline, make_console())
+            print(json.dumps({"query": request_id, "source": source, "record_count": 0, "spans": []}))
+        make_console(stderr=True).print(f"[yellow]{markup_safe(message)}[/]")
+        raise typer.Exit(1)
+    found = load_spans(span_paths, {r.trace_id for r in records if r.trace_id})
+    if found:
+        source = f"{source} (+{len(found)} spans)"
+    timeline = build_timeline(query, records, source, found)
+    if as_json:
+        print(json.dumps(timeline.to_json(), indent=2, default=str))
+    else:
+        render(timeline, make_console())
