@@ -14,26 +14,75 @@ collector or proxy answering 400 with a 200 MB page took a service to 330 MiB).
 
 from __future__ import annotations
 
+import dataclasses
 import io
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from lumen_otel._compat import exporter_is_shut_down
 from lumen_otel._config.settings import ExportTarget, Settings
+from lumen_otel._otlp.wire import export_encoded
 
 if TYPE_CHECKING:
     from requests import PreparedRequest, Response
 
+    from lumen_otel._redaction import Redactor
+
 __all__ = [
     "MAX_RESPONSE_BODY",
+    "WireSignal",
     "build_exporter",
     "build_signal_exporter",
     "pinned_ca_session",
     "request_timeout",
     "signal_endpoint",
+    "wire_export",
 ]
+
+_Result = TypeVar("_Result")
 
 #: the most of a collector's HTTP response body that is read; OTLP answers are a few bytes
 MAX_RESPONSE_BODY = 64 * 1024
 _CHUNK = 16 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class WireSignal(Generic[_Result]):
+    """What the wire exporters of one signal (logs, spans) pass to :func:`wire_export`."""
+
+    encode: Callable[[Sequence[Any]], bytes]
+    #: (success, failure) of the signal's result enum
+    outcomes: tuple[_Result, _Result]
+    #: the batch's name in upstream's messages ("logs", "span")
+    what: str
+    #: the upstream exporter's own logger: its messages keep their source
+    logger: logging.Logger
+    #: an item with its lone surrogates made encodable
+    sanitize: Callable[[Any], Any]
+
+
+def wire_export(
+    exporter: Any,
+    items: Sequence[Any],
+    upstream_export: Callable[[Sequence[Any]], _Result],
+    signal: WireSignal[_Result],
+) -> _Result:
+    """The ``export`` of the wire exporters: upstream's own (its warning and FAILURE) once the
+    exporter is shut down, else :func:`~lumen_otel._otlp.wire.export_encoded` with the signal's
+    encoder, falling back to ``upstream_export`` where the export step cannot be borrowed."""
+    if exporter_is_shut_down(exporter):
+        return upstream_export(items)
+    return export_encoded(
+        exporter,
+        items,
+        signal.encode,
+        signal.outcomes,
+        signal.what,
+        signal.logger,
+        upstream_export,
+        signal.sanitize,
+    )
 
 
 def _target(settings: Settings, signal: str) -> ExportTarget:
@@ -53,7 +102,9 @@ def signal_endpoint(settings: Settings, signal: str) -> str:
     return target.url
 
 
-def build_exporter(settings: Settings, signal: str) -> Any:
+def build_exporter(settings: Settings, signal: str, redactor: Redactor | None = None) -> Any:
+    """``signal``'s OTLP exporter; a metric exporter redacts its batches with ``redactor`` (by
+    default the process-wide one at export time)."""
     target = _target(settings, signal)
     endpoint = signal_endpoint(settings, signal)
     timeout = request_timeout(settings, signal)
@@ -69,7 +120,7 @@ def build_exporter(settings: Settings, signal: str) -> Any:
             return GrpcSpans(endpoint=endpoint, insecure=insecure, timeout=timeout)
         from lumen_otel._otlp.metrics import grpc_metric_exporter  # lone surrogates made encodable
 
-        return grpc_metric_exporter()(endpoint=endpoint, insecure=insecure)
+        return grpc_metric_exporter()(endpoint=endpoint, insecure=insecure, redactor=redactor)
     if signal == "logs":
         # the upstream exporter with a cheaper encoder that writes the same bytes
         from lumen_otel._otlp.logs import WireLogExporter
@@ -81,7 +132,7 @@ def build_exporter(settings: Settings, signal: str) -> Any:
         return WireSpanExporter(endpoint=endpoint, session=pinned_ca_session(), timeout=timeout)
     from lumen_otel._otlp.metrics import SanitizingMetricExporter  # lone surrogates made encodable
 
-    return SanitizingMetricExporter(endpoint=endpoint, session=pinned_ca_session())
+    return SanitizingMetricExporter(endpoint=endpoint, session=pinned_ca_session(), redactor=redactor)
 
 
 #: the variable bounding one whole batch export, per signal (milliseconds), and its settings field
@@ -117,12 +168,13 @@ def request_timeout(settings: Settings, signal: str) -> float | None:
     return min(batch_ms / 1000.0, own)
 
 
-def build_signal_exporter(settings: Settings, signal: str) -> Any | None:
+def build_signal_exporter(settings: Settings, signal: str, redactor: Redactor | None = None) -> Any | None:
     """The exporter ``signal`` gets as ``OTEL_<SIGNAL>_EXPORTER`` says: OTLP (:func:`build_exporter`),
-    the SDK's console exporter on stdout, or ``None`` (``none``, no endpoint, or the SDK disabled)."""
+    the SDK's console exporter on stdout, or ``None`` (``none``, no endpoint, or the SDK disabled).
+    Metric exporters redact with ``redactor`` (span exporters are wrapped by the caller)."""
     kind = settings.signal_exporter(signal)
     if kind == "otlp":
-        return build_exporter(settings, signal)
+        return build_exporter(settings, signal, redactor)
     if kind != "console":
         return None
     import sys
@@ -135,9 +187,9 @@ def build_signal_exporter(settings: Settings, signal: str) -> Any | None:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter(out=sys.stdout)
-    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    from lumen_otel._redaction.metrics import RedactingConsoleMetricExporter
 
-    return ConsoleMetricExporter(out=sys.stdout)
+    return RedactingConsoleMetricExporter(out=sys.stdout, redactor=redactor)
 
 
 def pinned_ca_session(max_body: int = MAX_RESPONSE_BODY) -> Any:

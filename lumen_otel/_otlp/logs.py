@@ -4,6 +4,9 @@ A log record from the bridge has a string body and string, bool, int or float at
 are written here (``lumen_otel._otlp.wire``), anything else in a record goes to the upstream
 encoder for that record. The bytes are always ``encode_logs(batch).SerializeToString()``'s
 (``tests/test_otlp_wire.py``), at about a fifth of its cost.
+
+The records' bodies and attributes were redacted on the caller's thread; their resource is
+redacted here, as spans' and metrics' are (:meth:`AttributeScrubber.resource`, once per resource).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from lumen_otel._compat import (
     encode_upstream_log,
     exporter_is_shut_down,
 )
+from lumen_otel._otlp.exporters import WireSignal, wire_export
 from lumen_otel._otlp.wire import (
     Unsupported,
     any_value,
@@ -31,12 +35,13 @@ from lumen_otel._otlp.wire import (
     clean_value,
     delimited,
     encode_request,
-    export_encoded,
     export_outcome,
     pack_fixed32,
     pack_fixed64,
     varint,
 )
+from lumen_otel._redaction import get_default_redactor
+from lumen_otel._redaction.spans import scrubber_for
 
 __all__ = ["WireLogExporter", "encode_logs_request"]
 
@@ -95,6 +100,20 @@ def sanitized_log(readable: ReadableLogRecord) -> ReadableLogRecord:
     return dataclasses.replace(readable, log_record=record)
 
 
+def redacted_resources(batch: Sequence[ReadableLogRecord]) -> Sequence[ReadableLogRecord]:
+    """``batch``, with copies of the records whose resource holds PHI (``OTEL_RESOURCE_ATTRIBUTES``
+    is the operator's text) pointing at its redacted copy; ``batch`` itself when all are clean."""
+    scrub = scrubber_for(get_default_redactor())
+    out: list[ReadableLogRecord] | None = None
+    for i, readable in enumerate(batch):
+        resource = scrub.resource(readable.resource)
+        if resource is not readable.resource:
+            if out is None:
+                out = list(batch)
+            out[i] = dataclasses.replace(readable, resource=resource)
+    return batch if out is None else out
+
+
 class WireLogExporter(HttpLogExporter):
     """The upstream OTLP/HTTP log exporter with :func:`encode_logs_request` as its encoder.
 
@@ -103,31 +122,29 @@ class WireLogExporter(HttpLogExporter):
     """
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        if exporter_is_shut_down(self):
-            return super().export(batch)  # the upstream warning and FAILURE
-        outcomes = (LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE)
-        return export_encoded(
-            self,
-            batch,
-            encode_logs_request,
-            outcomes,
-            "logs",
-            _upstream_logger,
-            super().export,
-            sanitized_log,
-        )
+        return wire_export(self, redacted_resources(batch), super().export, _SIGNAL)
 
     def export_outcome(self, batch: Sequence[ReadableLogRecord]) -> ExportOutcome:
         """One attempt at ``batch``, classified (ok / retry / permanent): what
         :class:`~lumen_otel._otlp.processor.ResilientLogProcessor` decides its backoff and drops
         by. Where the export step cannot be borrowed, the upstream ``export``'s SUCCESS is ok and
         its FAILURE a retry (it cannot say more)."""
+        batch = redacted_resources(batch)
         if not exporter_is_shut_down(self):
             outcome = export_outcome(
-                self, batch, encode_logs_request, "logs", _upstream_logger, sanitized_log
+                self, batch, _SIGNAL.encode, _SIGNAL.what, _SIGNAL.logger, _SIGNAL.sanitize
             )
             if outcome is not None:
                 return outcome
         if super().export(batch) is LogRecordExportResult.SUCCESS:
             return OK
         return ExportOutcome("retry", "error")
+
+
+_SIGNAL = WireSignal(
+    encode_logs_request,
+    (LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE),
+    "logs",
+    _upstream_logger,
+    sanitized_log,
+)

@@ -6,6 +6,9 @@ traceback on every export), and a metric description or meter name holding one m
 ``encode_metrics`` fail: every cumulative export of the process fails, clean metrics too. Here a
 batch holding such text is sent as a copy with U+FFFD in its place (the SDK's public data classes,
 ``dataclasses.replace``); a clean batch is handed to upstream's ``export`` as it is.
+
+Before that, each batch goes through :class:`~lumen_otel._redaction.metrics.MetricRedaction`: data
+point, exemplar and resource attributes leave the process redacted, as span attributes do.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from lumen_otel._guard import report_rate_limited
 from lumen_otel._otlp.wire import _SURROGATES, clean_attributes, clean_text
+from lumen_otel._redaction import Redactor
+from lumen_otel._redaction.metrics import MetricRedaction
 
 __all__ = ["SanitizingMetricExporter", "clean_metrics_data", "grpc_metric_exporter"]
 
@@ -142,26 +147,38 @@ def encodable(data: MetricsData) -> MetricsData:
 
 
 class SanitizingMetricExporter(OTLPMetricExporter):
-    """The upstream OTLP/HTTP metric exporter; a batch holding lone surrogates is sent with U+FFFD
-    in their place (:func:`clean_metrics_data`) instead of losing attributes or failing to encode."""
+    """The upstream OTLP/HTTP metric exporter sending redacted batches
+    (:class:`~lumen_otel._redaction.metrics.MetricRedaction`, with ``redactor`` or the process-wide
+    one); a batch holding lone surrogates is sent with U+FFFD in their place
+    (:func:`clean_metrics_data`) instead of losing attributes or failing to encode."""
+
+    def __init__(self, *args: Any, redactor: Redactor | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.redaction = MetricRedaction(redactor)
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        result: MetricExportResult = super().export(encodable(metrics_data), timeout_millis, **kwargs)
+        data = encodable(self.redaction(metrics_data))
+        result: MetricExportResult = super().export(data, timeout_millis, **kwargs)
         return result
 
 
 @functools.cache
 def grpc_metric_exporter() -> type[Any]:
-    """The upstream OTLP/gRPC metric exporter with the same pass (imported only for gRPC)."""
+    """The upstream OTLP/gRPC metric exporter with the same passes (imported only for gRPC)."""
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
 
     class SanitizingGrpcMetricExporter(Grpc):
+        def __init__(self, *args: Any, redactor: Redactor | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.redaction = MetricRedaction(redactor)
+
         def export(
             self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
         ) -> MetricExportResult:
-            result: MetricExportResult = super().export(encodable(metrics_data), timeout_millis, **kwargs)
+            data = encodable(self.redaction(metrics_data))
+            result: MetricExportResult = super().export(data, timeout_millis, **kwargs)
             return result
 
     return SanitizingGrpcMetricExporter

@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import Link, Status
 
-from lumen_otel._compat import encode_upstream_span, exporter_is_shut_down, otlp_span_kind, span_fields
+from lumen_otel._compat import encode_upstream_span, otlp_span_kind, span_fields
+from lumen_otel._otlp.exporters import WireSignal, wire_export
 from lumen_otel._otlp.wire import (
     Unsupported,
     attribute_entries,
@@ -25,7 +26,6 @@ from lumen_otel._otlp.wire import (
     clean_text,
     delimited,
     encode_request,
-    export_encoded,
     pack_fixed32,
     pack_fixed64,
     varint,
@@ -125,16 +125,13 @@ class WireSpanExporter(OTLPSpanExporter):
     """
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if exporter_is_shut_down(self):
-            return super().export(spans)  # the upstream warning and FAILURE
-        outcomes = (SpanExportResult.SUCCESS, SpanExportResult.FAILURE)
-        return export_encoded(
-            self,
-            spans,
-            encode_spans_request,
-            outcomes,
-            "span",
-            _upstream_logger,
-            super().export,
-            sanitized_span,
-        )
+        return wire_export(self, spans, super().export, _SIGNAL)
+
+
+_SIGNAL = WireSignal(
+    encode_spans_request,
+    (SpanExportResult.SUCCESS, SpanExportResult.FAILURE),
+    "span",
+    _upstream_logger,
+    sanitized_span,
+)
