@@ -5,8 +5,24 @@ A span carries PHI as easily as a log line: ``http.url``/``url.full``/``url.quer
 message names a patient, an attribute set by application code (``patient.ssn``). Finished spans
 (``ReadableSpan``) are immutable, so the exporter builds new ``ReadableSpan`` objects with the
 name, attributes, events, links and status description redacted, and hands those to the real
-exporter. Ids, times, kind, resource and scope are carried over untouched, as are the dropped
-counts. Resource attributes (service name, host) are never redacted.
+exporter. Ids, times, kind and scope are carried over untouched, as are the dropped counts.
+
+Every string of a span that leaves the process goes through the redactor (:class:`AttributeScrubber`):
+
+- attribute *keys* as well as values (``span.set_attribute(f"lookup.{ssn}", ...)``): a key the
+  redactor would change is renamed to its redacted form;
+- ``bytes`` values (the SDK accepts them and OTLP sends them as ``bytes_value``): decoded as UTF-8
+  (bad bytes replaced) for the scan, and sent as the redacted string when PHI is found, else
+  left as the bytes they were;
+- URL attributes (``url.full``, ``url.path``, ``http.target``, ``http.url``, ``url.original``,
+  ``http.route``) and span names with a path in them: identifier-shaped path segments are masked
+  (:meth:`AttributeScrubber.path`), since ``/ssn/123456789`` or ``/orders/99812347`` carry no label
+  the text rules could key on;
+- resource attributes, except those that name the service, host and SDK (``service.*``,
+  ``host.name``, ``deployment.environment*``, ``telemetry.*``: the collector's ``ignored_keys``),
+  once per resource object.
+
+Instrumentation scope names are code (like logger names), not data, and are left as they are.
 
 ``tracestate`` is exported with every span (and its links) and arrives from callers: an entry
 whose value the redactor would change (``vendor=ssn:123-45-6789``, ``acme=patient Sarah
@@ -22,10 +38,12 @@ Wiring (bootstrap does this)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util import BoundedList
@@ -34,7 +52,234 @@ from opentelemetry.trace.span import TraceState
 
 from lumen_otel._redaction import Redactor, get_default_redactor
 
-__all__ = ["RedactingSpanExporter", "redact_span", "redact_span_context", "redact_trace_state"]
+__all__ = [
+    "URL_ATTRIBUTES",
+    "AttributeScrubber",
+    "RedactingSpanExporter",
+    "redact_key",
+    "redact_span",
+    "redact_span_context",
+    "redact_trace_state",
+    "scrubber_for",
+]
+
+#: attributes that hold a URL or a path: identifier-shaped path segments are masked in them
+URL_ATTRIBUTES = frozenset({"url.full", "url.path", "url.original", "http.target", "http.url", "http.route"})
+#: resource attributes that identify the service, its host and SDK: never redacted (a masked
+#: ``service.name`` would route and label everything wrongly), as the collector's ``ignored_keys``
+_RESOURCE_KEPT = frozenset(
+    {
+        "service.name",
+        "service.namespace",
+        "service.version",
+        "service.instance.id",
+        "host.name",
+        "deployment.environment",
+        "deployment.environment.name",
+    }
+)
+# One path segment: after a "/" that is not part of "//" (a URL's authority is not a segment).
+_SEGMENT = re.compile(r"(?<!/)/([^/\s?#]+)")
+_SIX_DIGITS = re.compile(r"(?:\D*\d){6}")
+# Segments kept whole: UUIDs and 16/32-hex ids (correlation, trace and resource ids: not PHI by
+# themselves, and what an operator follows a request by), and the redactor's own tokens.
+_KEEP_SEGMENT = re.compile(
+    r"\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?"
+    r"|[0-9a-fA-F]{32}|[0-9a-fA-F]{16}|\[REDACTED:[A-Z_]{1,24}\]|[a-z_]{2,10}:[0-9a-f]{12}"
+)
+_TOKEN_SEGMENT = re.compile(r"\[REDACTED:[A-Z_]{1,24}\]|[a-z_]{2,10}:[0-9a-f]{12}")
+_CACHE_MAX = 4096
+_CACHE_VALUE_MAX = 512
+
+
+def redact_key(redactor: Redactor, key: str) -> str:
+    """A mapping key with the PHI in it redacted (itself when clean): the whole key as text, then
+    each dotted part, since attribute names join words with dots (``lookup.123-45-6789``)."""
+    redacted = redactor.redact_value(key)
+    if redacted is not key or "." not in key:
+        return redacted
+    parts = key.split(".")
+    cleaned = [redactor.redact_value(part) for part in parts]
+    if all(new is old for new, old in zip(cleaned, parts, strict=True)):
+        return key
+    return ".".join(cleaned)
+
+
+class AttributeScrubber:
+    """The redaction of attribute mappings, keys, ``bytes`` values, URL paths and resources that
+    spans and metrics share, for one :class:`Redactor`.
+
+    Clean results are remembered (bounded): span and metric attributes repeat on every export.
+    A mapping with nothing to redact comes back as the same object, so callers can tell by
+    identity that no copy is needed.
+    """
+
+    __slots__ = ("_clean_keys", "_clean_paths", "_resources", "redactor")
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self._clean_keys: set[str] = set()
+        self._clean_paths: set[str] = set()
+        self._resources: dict[int, tuple[Resource, Resource]] = {}
+
+    def path(self, text: str) -> str:
+        """``text`` with identifier-shaped path segments masked.
+
+        A segment is masked when it holds at least six digits (``/ssn/123456789``,
+        ``/orders/99812347``, ``/claims/2024-000123``), or any digit right after a segment that
+        names PHI (``/mrn/00123``, ``/patients/MRN00123``, ``/patients/<uuid>``: the kind of that
+        name, MRN for a patient word). UUIDs and 16/32-hex ids are kept elsewhere: they are the
+        correlation, trace and resource ids operators follow requests by. The query string is
+        the text rules' (``?mrn=`` is labelled).
+        """
+        if "/" not in text or text in self._clean_paths:
+            return text
+        redactor = self.redactor
+        parts: list[str] = []
+        last = 0
+        label: str | None = None
+        for match in _SEGMENT.finditer(text):
+            segment = match.group(1)
+            kind: str | None = None
+            if any(ch.isdigit() for ch in segment) and _TOKEN_SEGMENT.fullmatch(segment) is None:
+                if label is not None:
+                    kind = label
+                elif _SIX_DIGITS.match(segment) is not None and _KEEP_SEGMENT.fullmatch(segment) is None:
+                    kind = "ID"
+                label = None
+            else:
+                named = redactor.key_kind(segment)
+                label = "MRN" if named == "NAME" else named
+            if kind is not None:
+                parts.append(text[last : match.start(1)])
+                parts.append(redactor.token(kind, segment))
+                last = match.end(1)
+        if not parts:
+            if len(text) <= _CACHE_VALUE_MAX:
+                if len(self._clean_paths) >= _CACHE_MAX:
+                    self._clean_paths.clear()
+                self._clean_paths.add(text)
+            return text
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def known_clean(self, keys: Iterable[Any]) -> bool:
+        """Whether every one of ``keys`` was found clean before (one set operation, in C)."""
+        return self._clean_keys.issuperset(keys)
+
+    def key(self, key: str) -> str:
+        """:func:`redact_key`, clean keys remembered (bounded)."""
+        clean = self._clean_keys
+        if key in clean:
+            return key
+        redacted = redact_key(self.redactor, key)
+        if redacted is key:
+            if len(clean) >= _CACHE_MAX:
+                clean.clear()
+            clean.add(key)
+        return redacted
+
+    def name(self, name: str) -> str:
+        """A span name: the text rules, then the path rules when it holds a path (``GET /x/1``)."""
+        redacted = self.redactor.redact_value(name)
+        return self.path(redacted) if "/" in redacted else redacted
+
+    def _bytes(self, key: str, value: Any) -> Any:
+        """A ``bytes`` value (or a sequence of them): the redacted text when PHI is found, else itself."""
+        if type(value) is not bytes:
+            items = [self._bytes(key, v) if type(v) is bytes else v for v in value]
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
+            return tuple(str(v) if type(v) is not bytes else v.decode("utf-8", "replace") for v in items)
+        text = value.decode("utf-8", "replace")
+        redactor = self.redactor
+        kind = redactor.key_kind(key)
+        if kind is not None:
+            return redactor.token(kind, text)
+        redacted = redactor.redact_value(text)
+        if redacted is text:
+            return value
+        return redacted
+
+    def attributes(self, attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """``attributes`` redacted: values by key name and by value, ``bytes`` values, URL paths,
+        and keys. The same object when nothing changed."""
+        if not attributes:
+            return attributes
+        redactor = self.redactor
+        redacted = redactor.redact_mapping(attributes)
+        changed = False
+        for key, value in attributes.items():
+            out = redacted[key]
+            kind = type(value)
+            if kind is bytes or (kind in (tuple, list) and any(type(v) is bytes for v in value)):
+                out = self._bytes(key, value)
+            elif type(out) is str and key in URL_ATTRIBUTES:
+                out = self.path(out)
+            if out is not value:
+                changed = True
+                redacted[key] = out
+        renamed = (
+            None
+            if self._clean_keys.issuperset(attributes)
+            else {key: new for key in attributes if type(key) is str and (new := self.key(key)) is not key}
+        )
+        if renamed:
+            changed = True
+            redacted = _renamed(redacted, renamed)
+        return redacted if changed else attributes
+
+    def resource(self, resource: Resource) -> Resource:
+        """``resource`` with its attributes redacted, except the service's and host's own names;
+        the same object when clean (checked once per resource object)."""
+        cached = self._resources.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        attributes = resource.attributes
+        checked = {
+            k: v for k, v in attributes.items() if k not in _RESOURCE_KEPT and not k.startswith("telemetry.")
+        }
+        redacted = self.attributes(checked)
+        if redacted is checked:
+            result = resource
+        else:
+            assert redacted is not None
+            kept = {k: v for k, v in attributes.items() if k not in checked}
+            result = Resource({**kept, **redacted}, resource.schema_url)
+        if len(self._resources) >= 64:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, result)
+        return result
+
+
+def _renamed(mapping: dict[str, Any], renamed: Mapping[str, str]) -> dict[str, Any]:
+    """``mapping`` with the keys in ``renamed`` replaced, in order; a second key redacted to the
+    same text gets `` (2)``, `` (3)``... rather than overwriting the first one's value."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        new = renamed.get(key, key)
+        if new in out:
+            n = 2
+            while f"{new} ({n})" in out:
+                n += 1
+            new = f"{new} ({n})"
+        out[new] = value
+    return out
+
+
+_SCRUBBERS: dict[int, tuple[Redactor, AttributeScrubber]] = {}
+
+
+def scrubber_for(redactor: Redactor) -> AttributeScrubber:
+    """The :class:`AttributeScrubber` of ``redactor`` (one per redactor, so their memories last)."""
+    entry = _SCRUBBERS.get(id(redactor))
+    if entry is not None and entry[0] is redactor:
+        return entry[1]
+    if len(_SCRUBBERS) >= 16:
+        _SCRUBBERS.clear()
+    scrubber = AttributeScrubber(redactor)
+    _SCRUBBERS[id(redactor)] = (redactor, scrubber)
+    return scrubber
 
 
 def _entry_is_phi(redactor: Redactor, key: str, value: str) -> bool:
@@ -52,7 +297,7 @@ def redact_trace_state(trace_state: TraceState, redactor: Redactor) -> TraceStat
     kept = [(key, value) for key, value in items if not _entry_is_phi(redactor, key, value)]
     if len(kept) == len(items):
         return trace_state
-    return TraceState(kept)
+    return type(trace_state)(kept)  # a subclass may accept keys the API's grammar does not
 
 
 def redact_span_context(context: SpanContext, redactor: Redactor) -> SpanContext:
@@ -72,18 +317,7 @@ def redact_span_context(context: SpanContext, redactor: Redactor) -> SpanContext
     )
 
 
-def _unchanged(attributes: Mapping[str, Any] | None, redacted: Mapping[str, Any]) -> bool:
-    return not attributes or all(redacted[key] is value for key, value in attributes.items())
-
-
-def _attributes(
-    redactor: Redactor, attributes: Mapping[str, Any] | None, dropped: int = 0
-) -> BoundedAttributes:
-    redacted = redactor.redact_mapping(attributes) if attributes else {}
-    return _bounded_attributes(redacted, dropped)
-
-
-def _bounded_attributes(redacted: Mapping[str, Any], dropped: int) -> BoundedAttributes:
+def _bounded_attributes(redacted: Mapping[str, Any] | None, dropped: int) -> BoundedAttributes:
     bounded = BoundedAttributes(maxlen=None, attributes=redacted, immutable=True, max_value_len=None)
     bounded.dropped = dropped
     return bounded
@@ -96,52 +330,66 @@ def _bounded(items: list[Any], dropped: int) -> BoundedList:  # type: ignore[typ
 
 
 def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
-    """A copy of ``span`` with its name, attributes, events, links, status description and
-    ``tracestate`` redacted.
+    """A copy of ``span`` with its name, attributes (keys, values, ``bytes``, URL paths), events
+    (names and attributes), links, status description, resource and ``tracestate`` redacted.
 
     Most spans hold nothing to redact (``GET /items/{item_id}``, a method, a route, a status
     code): then ``span`` itself is returned, without building a copy.
     """
-    name = redactor.redact_value(span.name)
-    attributes = redactor.redact_mapping(span.attributes) if span.attributes else {}
+    scrub = scrubber_for(redactor)
+    name = scrub.name(span.name)
+    span_attributes = span.attributes  # a new read-only view on each access: compared as one
+    attributes = scrub.attributes(span_attributes)
     status = span.status
     description = redactor.redact_value(status.description) if status.description else status.description
     context = redact_span_context(span.context, redactor) if span.context is not None else span.context
+    resource = scrub.resource(span.resource)
+    events = [(event, event.attributes) for event in span.events]
+    events_out = [(scrub.name(event.name), scrub.attributes(attrs)) for event, attrs in events]
+    links = [(link, link.attributes) for link in span.links]
+    links_out = [
+        (redact_span_context(link.context, redactor), scrub.attributes(attrs)) for link, attrs in links
+    ]
     if (
         name is span.name
         and context is span.context
         and description is status.description
-        and not span.events
-        and not span.links
-        and _unchanged(span.attributes, attributes)
+        and attributes is span_attributes
+        and resource is span.resource
+        and all(n is e.name and a is attrs for (e, attrs), (n, a) in zip(events, events_out, strict=True))
+        and all(c is ln.context and a is attrs for (ln, attrs), (c, a) in zip(links, links_out, strict=True))
     ):
         return span
-    events = [
-        Event(
-            redactor.redact_text(e.name),
-            _attributes(redactor, e.attributes, getattr(e, "dropped_attributes", 0)),
-            e.timestamp,
-            limit=None,
-        )
-        for e in span.events
-    ]
-    links = [
-        Link(
-            redact_span_context(link.context, redactor),
-            _attributes(redactor, link.attributes, getattr(link, "dropped_attributes", 0)),
-        )
-        for link in span.links
-    ]
     if description is not status.description:
         status = Status(status.status_code, description)
     return ReadableSpan(
         name=name,
         context=context,
         parent=span.parent,
-        resource=span.resource,
+        resource=resource,
         attributes=_bounded_attributes(attributes, span.dropped_attributes),
-        events=_bounded(events, span.dropped_events),
-        links=_bounded(links, span.dropped_links),
+        events=_bounded(
+            [
+                Event(
+                    event_name,
+                    _bounded_attributes(event_attributes, getattr(event, "dropped_attributes", 0)),
+                    event.timestamp,
+                    limit=None,
+                )
+                for (event, _), (event_name, event_attributes) in zip(events, events_out, strict=True)
+            ],
+            span.dropped_events,
+        ),
+        links=_bounded(
+            [
+                Link(
+                    link_context,
+                    _bounded_attributes(link_attributes, getattr(link, "dropped_attributes", 0)),
+                )
+                for (link, _), (link_context, link_attributes) in zip(links, links_out, strict=True)
+            ],
+            span.dropped_links,
+        ),
         kind=span.kind,
         status=status,
         start_time=span.start_time,
