@@ -22,7 +22,14 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise ImportError("lumen_otel.django needs Django: pip install 'lumen-otel[django]'") from None
 
-from lumen_otel._correlation.context import TRUST_VARIABLE, _enter, request_context, trust_incoming_ids
+from lumen_otel._correlation.context import (
+    TRUST_VARIABLE,
+    _enter,
+    forget_finished_request,
+    record_finished_request,
+    request_context,
+    trust_incoming_ids,
+)
 from lumen_otel._correlation.propagator import (
     EXPOSE_HEADERS,
     header_from_env,
@@ -62,7 +69,9 @@ class CorrelationIdMiddleware:
 
     Sync and async capable: Django picks the mode that matches the stack, so an ASGI
     deployment does not pay a thread hop. Exceptions in views become Django's 500 response
-    inside this middleware, so that response carries the header too.
+    inside this middleware, so that response carries the header too. Leaving a request, it
+    records the request's IDs for the lines Django and the server write after it (``Not Found``,
+    the access line), also when the request was not sampled.
     """
 
     sync_capable = True
@@ -84,10 +93,12 @@ class CorrelationIdMiddleware:
             request, _getter, self.header_name, trust_incoming_ids(self.trust_incoming_ids)
         )
         request.correlation_id = cid
+        forget_finished_request()
         leave = _enter(cid, ctx)
         try:
             response = self.get_response(request)
         finally:
+            record_finished_request(cid)  # inside the server span, sampled or not
             leave()
         self._add_headers(response, cid)
         return response
@@ -97,10 +108,12 @@ class CorrelationIdMiddleware:
             request, _getter, self.header_name, trust_incoming_ids(self.trust_incoming_ids)
         )
         request.correlation_id = cid
+        forget_finished_request()
         leave = _enter(cid, ctx)
         try:
             response = await self.get_response(request)
         finally:
+            record_finished_request(cid)  # inside the server span, sampled or not
             leave()
         self._add_headers(response, cid)
         return response

@@ -549,7 +549,9 @@ PARAMETERS: tuple[Parameter, ...] = (
         "X-Correlation-ID",
         _text(_HEADER_NAME, "an HTTP header name (letters, digits, '-'; at most 64)"),
         "an HTTP header name",
-        "Correlation ID header.",
+        "Correlation ID header, the one name the propagator, both middlewares, the httpx hooks and "
+        "`doctor` use (a middleware's own `header_name=`, or Django's `settings.LUMEN_CORRELATION_HEADER`, "
+        "wins for that middleware, with a warning).",
     ),
     Parameter(
         "trust_incoming_ids",

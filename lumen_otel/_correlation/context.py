@@ -61,9 +61,12 @@ __all__ = [
     "CorrelationIdSpanProcessor",
     "correlation_scope",
     "distrusted_context",
+    "forget_finished_request",
     "get_correlation_id",
     "incoming_attributes",
     "parse_correlation_id",
+    "record_finished_request",
+    "record_response",
     "resolve",
     "trace_id_for_correlation_id",
     "trust_from_env",
@@ -505,22 +508,66 @@ def _enter(cid: str, ctx: Context | None) -> Callable[[], None]:
     return leave
 
 
-#: (correlation id, trace id, span id, flags) of the server span that ended last in this context:
-#: a WSGI worker thread, or the asyncio task uvicorn runs one request in.
-FinishedRequest = tuple[str | None, str, str, int]
+#: (correlation id, trace id, span id, flags) of the request that ended last in this context: a WSGI
+#: worker thread, or the asyncio task uvicorn runs one request in.
+FinishedRequest = tuple[str | None, str | None, str | None, int]
 _finished_request: ContextVar[FinishedRequest | None] = ContextVar("lumen_finished_request", default=None)
 
 
-def take_finished_request() -> FinishedRequest | None:
-    """The ids of the request that just ended here, once (then forgotten).
+def record_finished_request(cid: str | None, span_context: SpanContext | None = None) -> None:
+    """Remember the ids of the request that ends now, for the lines its server writes after it.
 
-    Servers log some lines *after* the request's context is gone: gunicorn's and Django
-    ``runserver``'s access lines, uvicorn's ``Exception in ASGI application``. Nothing runs in
-    between on that thread or task (no ``await``), so the server span that ended last is that
-    request's, and the line can still be found by the request's correlation and trace IDs.
+    Called by the middlewares as they leave a request, sampled or not (the SDK calls no span
+    processor for a span it did not sample), and by :class:`CorrelationIdSpanProcessor` when a
+    server span ends. ``span_context`` defaults to the current span's.
+    """
+    if span_context is None:
+        span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        finished: FinishedRequest = (
+            cid,
+            format(span_context.trace_id, "032x"),
+            format(span_context.span_id, "016x"),
+            int(span_context.trace_flags),
+        )
+    elif cid is not None:
+        finished = (cid, None, None, 0)
+    else:
+        return
+    _finished_request.set(finished)
+
+
+def record_response(span: trace.Span, *_: Any) -> None:
+    """The Django instrumentation's ``response_hook``: :func:`record_finished_request` for the server span.
+
+    The hook runs for every request the instrumentation traces, sampled or not, also in apps that
+    do not use lumen-otel's middleware (the ID is then the one the propagator found). A request the
+    middleware already recorded keeps the middleware's ID.
+    """
+    span_context = span.get_span_context()
+    finished = _finished_request.get()
+    if finished is not None and finished[2] == format(span_context.span_id, "016x"):
+        return
+    record_finished_request(get_correlation_id(), span_context)
+
+
+def forget_finished_request() -> None:
+    """A new request starts here: what the previous one left is no longer about this thread or task."""
+    if _finished_request.get() is not None:
+        _finished_request.set(None)
+
+
+def take_finished_request(*, keep: bool = False) -> FinishedRequest | None:
+    """The ids of the request that just ended here, once (then forgotten, unless ``keep``).
+
+    Servers log some lines *after* the request's context is gone: gunicorn's, uvicorn's and Django
+    ``runserver``'s access lines, Django's ``Not Found`` lines, uvicorn's ``Exception in ASGI
+    application``. Nothing runs in between on that thread or task (no ``await``), so the request
+    that ended last is that line's request, and the line can still be found by its correlation and
+    trace IDs. ``keep``: a line that comes before the access line (Django's ``Not Found``).
     """
     finished = _finished_request.get()
-    if finished is not None:
+    if finished is not None and not keep:
         _finished_request.set(None)
     return finished
 
@@ -550,17 +597,14 @@ class CorrelationIdSpanProcessor(SpanProcessor):
                 span.set_attributes(incoming)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.kind is trace.SpanKind.SERVER:
-            ctx = span.context
-            cid = (span.attributes or {}).get("correlation_id")
-            _finished_request.set(
-                (
-                    cid if isinstance(cid, str) else None,
-                    format(ctx.trace_id, "032x"),
-                    format(ctx.span_id, "016x"),
-                    int(ctx.trace_flags),
-                )
-            )
+        ctx = span.context
+        if span.kind is not trace.SpanKind.SERVER or ctx is None:
+            return
+        finished = _finished_request.get()
+        if finished is not None and finished[2] == format(ctx.span_id, "016x"):
+            return  # a middleware recorded this request as it left it: its correlation ID stands
+        cid = (span.attributes or {}).get("correlation_id")
+        record_finished_request(cid if isinstance(cid, str) else None, ctx)
 
     def shutdown(self) -> None:
         pass

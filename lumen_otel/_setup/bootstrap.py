@@ -3,6 +3,14 @@
 One code path, two doors: ``lumen_otel.bootstrap()`` / ``configure_logging()`` from code,
 and the ``lumen`` configurator under ``opentelemetry-instrument``. Every call after the
 first returns the same handle: nothing is ever installed twice.
+
+A later call that passes an argument with another value than the one set up raises
+:class:`~lumen_otel.exceptions.ConfigError` naming it, instead of being ignored. structlog and
+logfire apply a second ``configure()`` because they own what they configure; the OpenTelemetry
+API lets the global tracer, meter and logger providers be set once per process, so the resource
+and exporters built from the first call's settings cannot be replaced, and applying only the
+parts that can would leave a service that reports one name in its logs and another in its
+traces. ``handle.shutdown()`` (or ``lumen_otel.testing.reset()``) releases the set-up first.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from opentelemetry.util.types import AttributeValue
 
 from lumen_otel._compat import LoggerProvider, LogRecordLimits, is_proxy_provider, set_logger_provider
 from lumen_otel._config.settings import Settings, load_settings
-from lumen_otel._correlation.context import CorrelationIdSpanProcessor
+from lumen_otel._correlation.context import CorrelationIdSpanProcessor, record_response
 from lumen_otel._correlation.propagator import install_propagators, install_response_propagator
 from lumen_otel._correlation.sampling import build_sampler
 from lumen_otel._correlation.trace_ids import UuidTraceIdGenerator
@@ -45,6 +53,7 @@ from lumen_otel._server_patches import after_fork_in_child
 from lumen_otel._setup.shutdown import flush_on_sigterm, flush_providers, shutdown_providers
 from lumen_otel._state import STATE
 from lumen_otel._version import __version__
+from lumen_otel.exceptions import ConfigError
 
 __all__ = ["TelemetryHandle", "bootstrap", "configure_logging"]
 
@@ -196,10 +205,12 @@ def configure_logging(service_name: str | None = None, **overrides: Any) -> Tele
     """Install lumen-otel's logging on the root logger (the original Lumen Logger call).
 
     Console (coloured text in dev, JSON in prod), the rotating JSON-lines file when
-    ``LUMEN_LOG_DIR`` is set, and OTLP logs when an endpoint is set. Idempotent.
+    ``LUMEN_LOG_DIR`` is set, and OTLP logs when an endpoint is set. Idempotent: a later
+    call with the same arguments (or none) returns the same handle.
 
     Raises:
-        ConfigError: a setting is invalid (the message names the variable and the value).
+        ConfigError: a setting is invalid (the message names the variable and the value), or
+            lumen-otel is already set up with another value for an argument given here.
     """
     return _setup(service_name, overrides, full=False, launcher=False)
 
@@ -208,16 +219,75 @@ def bootstrap(service_name: str | None = None, **overrides: Any) -> TelemetryHan
     """Set up logs, traces, metrics, propagators and the installed instrumentations.
 
     Call it first thing at start-up (or let ``opentelemetry-instrument`` do it). Later
-    calls return the same handle. Example::
+    calls with the same arguments (or none) return the same handle; a later call that asks for
+    another value (``correlation_header="X-Request-ID"`` when ``X-Correlation-ID`` is set up)
+    raises instead of being ignored. Example::
 
         handle = lumen_otel.bootstrap(service_name="lumen_media")
         ...
         handle.shutdown()   # also runs at exit
 
     Raises:
-        ConfigError: a setting is invalid (the message names the variable and the value).
+        ConfigError: a setting is invalid (the message names the variable and the value), or
+            lumen-otel is already set up with another value for an argument given here (the
+            message names each one, its value in force and where that came from).
     """
     return _setup(service_name, overrides, full=True, launcher=False)
+
+
+class _AlreadySetUp(ConfigError):
+    """A second set-up call asked for other values than the ones in force."""
+
+    def __init__(self, differing: list[tuple[str, Any, Any, str]]) -> None:
+        name, _, active, _ = differing[0]
+        self.name, self.value, self.accepted = name, active, "the values already set up"
+        current = ", ".join(f"{field}={value!r} (from {source})" for field, _, value, source in differing)
+        asked = ", ".join(f"{field}={value!r}" for field, value, _, _ in differing)
+        ValueError.__init__(
+            self,
+            f"lumen-otel is already set up with {current}; this call asked for {asked}. "
+            "Call shutdown() on the handle first or pass the same arguments"
+            + (
+                _environment_hint([field for field, _, _, source in differing if source != "argument"])
+                if STATE.set_up_by_launcher
+                else ""
+            ),
+        )
+
+
+def _environment_hint(fields_from_environment: list[str]) -> str:
+    """Under ``opentelemetry-instrument`` the first set-up reads only the environment: name the
+    variables that would give the values the code asks for."""
+    from lumen_otel._config.settings import PARAMETERS
+
+    names = [" or ".join(p.env) for p in PARAMETERS if p.field in fields_from_environment and p.env]
+    if not names:
+        return ""
+    return (
+        " (under opentelemetry-instrument the set-up happens before the application's code runs: "
+        f"set {', '.join(names)} in the environment instead)"
+    )
+
+
+def _differing_arguments(
+    settings: Settings, service_name: str | None, overrides: dict[str, Any]
+) -> list[tuple[str, Any, Any, str]]:
+    """(argument, asked, in force, its source) for each argument whose value is not the one in force.
+
+    Only arguments given are compared: a bare ``bootstrap()`` means "whatever is set up". Each is
+    checked and coerced as :func:`load_settings` would, alongside the first call's arguments (a
+    bad one raises its own ConfigError).
+    """
+    given = {k: v for k, v in {"service_name": service_name, **overrides}.items() if v is not None}
+    if not given:
+        return []
+    earlier = {name: getattr(settings, name) for name, src in settings.sources.items() if src == "argument"}
+    asked = load_settings(**{**earlier, **given})
+    return [
+        (name, getattr(asked, name), getattr(settings, name), settings.sources.get(name, "default"))
+        for name in given
+        if getattr(asked, name) != getattr(settings, name)
+    ]
 
 
 def _setup(
@@ -225,6 +295,10 @@ def _setup(
 ) -> TelemetryHandle:
     with STATE.lock:
         handle = STATE.handle
+        if handle is not None:
+            differing = _differing_arguments(handle.settings, service_name, overrides)
+            if differing:
+                raise _AlreadySetUp(differing)
         if handle is not None and (handle.full or not full):
             return handle
         settings = load_settings(service_name=service_name, **overrides)
@@ -235,6 +309,7 @@ def _setup(
             STATE.handle = _upgrade(handle, settings, sampler, launcher)
             return STATE.handle
         handle = STATE.handle = _install(settings, sampler, launcher=launcher)
+        STATE.set_up_by_launcher = launcher
         atexit.register(handle.shutdown)
         flush_on_sigterm()
         if hasattr(os, "register_at_fork"):
@@ -371,7 +446,7 @@ def _install_propagators(settings: Settings) -> None:
 _INSTRUMENTORS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("opentelemetry.instrumentation.threading", "ThreadingInstrumentor", {}),
     ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor", {}),
-    ("opentelemetry.instrumentation.django", "DjangoInstrumentor", {}),
+    ("opentelemetry.instrumentation.django", "DjangoInstrumentor", {"response_hook": record_response}),
     ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor", {}),
 )
 
@@ -390,10 +465,26 @@ def _instrument_installed_libraries(settings: Settings) -> None:
         instrumentor = getattr(module, class_name)()
         if instrumentor.is_instrumented_by_opentelemetry:
             continue
+        if class_name == "DjangoInstrumentor" and _django_settings_being_imported():
+            _instrument_django_later(instrumentor, kwargs)  # bootstrap() called from settings.py
+            continue
         try:
             instrumentor.instrument(**kwargs)
         except Exception:  # noqa: BLE001 - one broken instrumentation must not stop start-up
             internal_logger().warning("could not enable %s", class_name, exc_info=True)
+
+
+def _django_settings_being_imported() -> bool:
+    from lumen_otel._setup.django_settings import settings_being_imported
+
+    return settings_being_imported()
+
+
+def _instrument_django_later(instrumentor: Any, kwargs: dict[str, Any]) -> None:
+    """Django's middleware list is final only once ``settings.py`` has run: instrument in ``setup()``."""
+    from lumen_otel._setup.django_settings import instrument_when_configured
+
+    instrument_when_configured(lambda: instrumentor.instrument(**kwargs))
 
 
 def current_handle() -> TelemetryHandle | None:

@@ -5,13 +5,17 @@ does) and tunes instrumentations as the loader enables them; ``LumenConfigurator
 the code path ``lumen_otel.bootstrap()`` uses. A bad setting stops the service before it
 serves anything, with the message on stderr and exit status 2 — the launcher would
 otherwise log the error and start the service half-configured.
+
+The Django instrumentation is enabled during ``django.setup()``, not when the launcher
+loads it: only then has the entry point set ``DJANGO_SETTINGS_MODULE`` and put the project on
+``sys.path`` (see :mod:`lumen_otel._setup.django_settings`, which also finds the settings module).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 
@@ -33,7 +37,22 @@ class LumenDistro(BaseDistro):  # type: ignore[misc]  # the launcher's base clas
             kwargs = {**_FASTAPI_KWARGS, **kwargs}
         if entry_point.name == "logging":
             kwargs = {"enable_log_auto_instrumentation": False, **kwargs}
+        if entry_point.name == "django" and os.environ.get("OTEL_PYTHON_DJANGO_INSTRUMENT") != "False":
+            self._load_django(entry_point, kwargs)
+            return
         super().load_instrumentor(entry_point, **kwargs)
+
+    def _load_django(self, entry_point: Any, kwargs: dict[str, Any]) -> None:
+        from lumen_otel._correlation.context import record_response
+        from lumen_otel._setup.django_settings import apply_discovery, instrument_when_configured
+
+        try:
+            apply_discovery()
+        except ConfigError as exc:
+            _exit_on_config_error(exc)
+        # the hook runs for unsampled requests too: their server lines keep the request's IDs
+        kwargs = {"response_hook": record_response, **kwargs}
+        instrument_when_configured(lambda: super(LumenDistro, self).load_instrumentor(entry_point, **kwargs))
 
 
 def _fastapi_internal_spans() -> bool:
@@ -53,12 +72,16 @@ class LumenConfigurator:
 
             _setup(None, {}, full=True, launcher=True)
         except (ConfigError, ValueError) as exc:
-            # ValueError: the SDK's own checks (e.g. an OTEL_BSP_* batch larger than its queue)
-            hint = (
-                ""
-                if isinstance(exc, ConfigError)
-                else " (raised by the OpenTelemetry SDK: check its OTEL_* variables)"
-            )
-            sys.stderr.write(f"lumen-otel: configuration error: {exc}{hint}\n")
-            sys.stderr.flush()
-            os._exit(2)  # SystemExit would be swallowed or half-handled inside sitecustomize
+            _exit_on_config_error(exc)
+
+
+def _exit_on_config_error(exc: ValueError) -> NoReturn:
+    # ValueError: the SDK's own checks (e.g. an OTEL_BSP_* batch larger than its queue)
+    hint = (
+        ""
+        if isinstance(exc, ConfigError)
+        else " (raised by the OpenTelemetry SDK: check its OTEL_* variables)"
+    )
+    sys.stderr.write(f"lumen-otel: configuration error: {exc}{hint}\n")
+    sys.stderr.flush()
+    os._exit(2)  # SystemExit would be swallowed or half-handled inside sitecustomize
