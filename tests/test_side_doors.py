@@ -246,3 +246,24 @@ def test_a_real_fastapi_service_sends_no_identifier_from_its_paths(start_service
         v for attrs in paths.values() for v in attrs.values() if "99812347" in v or "123456789" in v
     ]
     assert (False, False) == (b"99812347" in traces + metrics, b"123456789" in traces + metrics)
+
+
+class TestResource:
+    def test_the_resource_every_exporter_shares_is_redacted_at_set_up(
+        self, fresh_logging: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """One redacted resource for every provider: the gRPC exporters (which lumen-otel does not
+        re-encode) send no raw ``OTEL_RESOURCE_ATTRIBUTES`` either."""
+        import lumen_otel
+
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team.owner=644-10-7412,site=north")
+        handle = lumen_otel.configure_logging(
+            service_name="resource-door", console=False, log_dir=str(tmp_path)
+        )
+        assert handle.resource is not None
+        attributes = dict(handle.resource.attributes)
+        assert ("[REDACTED:SSN]", "north", "resource-door") == (
+            attributes["team.owner"],
+            attributes["site"],
+            attributes["service.name"],
+        )

@@ -48,7 +48,7 @@ from lumen_otel._logging.files import SharedRotatingFile
 from lumen_otel._otlp.exporters import build_signal_exporter
 from lumen_otel._otlp.processor import ResilientLogProcessor
 from lumen_otel._redaction import Redactor, set_default_redactor
-from lumen_otel._redaction.spans import RedactingSpanExporter
+from lumen_otel._redaction.spans import RedactingSpanExporter, scrubber_for
 from lumen_otel._server_patches import after_fork_in_child
 from lumen_otel._setup.shutdown import flush_on_sigterm, flush_providers, shutdown_providers
 from lumen_otel._state import STATE
@@ -107,10 +107,13 @@ class TelemetryHandle:
 # ---------------------------------------------------------------- building blocks
 
 
-def build_resource(settings: Settings) -> Resource:
+def build_resource(settings: Settings, redactor: Redactor | None = None) -> Resource:
     """The service's resource. ``service.instance.id`` comes from the SDK's own detector, which the
     providers run again in each forked worker (gunicorn, uvicorn ``--workers``), so every worker
-    is an instance of its own."""
+    is an instance of its own.
+
+    With ``redactor``, the attributes ``OTEL_RESOURCE_ATTRIBUTES`` and the detectors added are
+    redacted here, once, so that no exporter (HTTP or gRPC, any signal) sends them raw."""
     attributes: dict[str, AttributeValue] = {
         "service.name": settings.service_name,
         "service.version": settings.service_version,
@@ -119,7 +122,8 @@ def build_resource(settings: Settings) -> Resource:
         "telemetry.distro.name": "lumen-otel",
         "telemetry.distro.version": __version__,
     }
-    return Resource.create(attributes)
+    resource = Resource.create(attributes)
+    return resource if redactor is None else scrubber_for(redactor).resource(resource)
 
 
 _OTEL_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
@@ -318,8 +322,8 @@ def _setup(
 
 
 def _install(settings: Settings, sampler: Sampler | None, *, launcher: bool) -> TelemetryHandle:
-    resource = build_resource(settings)
     redactor = _build_redactor(settings)
+    resource = build_resource(settings, redactor)
     set_default_redactor(redactor)
     counters = _LogCounters()
     limits = LogRecordLimits()
@@ -385,7 +389,7 @@ def _install_providers(handle: TelemetryHandle, redactor: Redactor, sampler: Sam
     """The tracer and meter providers, each signal with the exporter ``OTEL_<SIGNAL>_EXPORTER``
     names and the ``OTEL_BSP_*``/``OTEL_METRIC_EXPORT_*`` values the settings checked."""
     settings = handle.settings
-    resource = handle.resource or build_resource(settings)
+    resource = handle.resource or build_resource(settings, redactor)
 
     tracer_provider = TracerProvider(
         resource=resource,
