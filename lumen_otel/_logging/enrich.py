@@ -1,7 +1,10 @@
 """The one enrich-and-redact step every record goes through, on the caller's thread.
 
-It runs once per record (in the root handler, not in a filter per sink) and does only what
-must happen before the record leaves the caller: capture the context (correlation ID,
+It runs once per record, before the first handler sees it (in ``Logger.callHandlers``, which
+``_server_patches.py`` wraps, or in the root handler for a record handed to it directly; never
+in a filter per sink), and changes the record itself, so every handler on every logger sees the
+redacted message, arguments, extras and exception. It does only what must happen before the
+record leaves the caller: capture the context (correlation ID,
 trace and span IDs), format the message and the exception while their objects still
 have the state they had at the call, and remove PHI. Everything else (JSON encoding,
 writing, OTLP translation) happens on the writer thread.
@@ -23,10 +26,12 @@ number of bytes removed. Each cut field counts once in ``lumen.log.truncated`` (
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import socket
 import sys
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +39,17 @@ from opentelemetry import trace
 
 from lumen_otel._correlation.context import get_correlation_id, take_finished_request
 from lumen_otel._redaction import Redactor
+from lumen_otel._redaction.spans import scrubber_for
 
-__all__ = ["DEFAULT_MAX_FIELD_BYTES", "RESERVED_ATTRS", "Enricher", "sanitize", "truncate"]
+__all__ = [
+    "AS_LOGGED",
+    "DEFAULT_MAX_FIELD_BYTES",
+    "RESERVED_ATTRS",
+    "Enricher",
+    "keep_as_logged_for_mail",
+    "sanitize",
+    "truncate",
+]
 
 #: attributes every LogRecord has, plus the ones lumen-otel and the OTel logging
 #: instrumentation add: everything else on a record is the user's ``extra``.
@@ -159,6 +173,47 @@ def sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
         return f"<unprintable {type(value).__name__}>"
 
 
+def redact_keys(extras: dict[str, Any], redactor: Redactor, fields: dict[str, Any]) -> dict[str, Any]:
+    """``extras`` (already redacted by value) with PHI in mapping *keys* redacted too, at every
+    depth: ``extra={"lookup": {"123-45-6789": "matched"}}`` keeps no SSN. A top-level key is an
+    attribute of the record: a renamed one is also removed from ``fields`` (the record's
+    ``__dict__``), so no other handler sees it. Logger names are code and are left alone."""
+    scrub = scrubber_for(redactor)
+    if scrub.known_clean(extras) and _PRIMITIVE_TYPES.issuperset(map(type, extras.values())):
+        return extras  # the common case: the same few flat keys on every record
+    redacted = _redact_nested_keys(extras, scrub.key)  # clean keys are remembered
+    if redacted is not extras:
+        for key in extras.keys() - redacted.keys():
+            fields.pop(key, None)
+    return redacted  # type: ignore[no-any-return]
+
+
+def _redact_nested_keys(value: Any, redact_key: Callable[[str], str]) -> Any:
+    """A sanitized value (dicts, lists, primitives) with its dict keys redacted; itself when clean."""
+    kind = type(value)
+    if kind is list:
+        items = [_redact_nested_keys(v, redact_key) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if kind is not dict:
+        return value
+    out: dict[Any, Any] | None = None  # built from the first key that changes
+    for i, (key, item) in enumerate(value.items()):
+        new_key = redact_key(key) if type(key) is str else key
+        new_item = _redact_nested_keys(item, redact_key) if type(item) in _CONTAINERS else item
+        if out is None:
+            if new_key is key and new_item is item:
+                continue
+            out = dict(itertools.islice(value.items(), i))
+        if new_key is not key:
+            while new_key in out or new_key in value:
+                new_key += "'"  # two keys redacted alike: neither value is lost
+        out[new_key] = new_item
+    return value if out is None else out
+
+
+_CONTAINERS = frozenset((dict, list))
+
+
 _PRIMITIVE_TYPES = frozenset(_PRIMITIVES)
 
 
@@ -198,19 +253,40 @@ def _safe_message(record: logging.LogRecord) -> str:
             return "<unformattable log message>"
 
 
+#: What a record held before enrichment replaced it (its ``exc_info`` and its ``request`` extra),
+#: kept only once Django's ``mail_admins`` is patched to use it (``_server_patches.py`` redacts the
+#: e-mail it builds from them): off the record, where any handler or formatter could read it, and
+#: gone with the record.
+AS_LOGGED: weakref.WeakKeyDictionary[logging.LogRecord, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+_keep_as_logged = False
+
+
+def keep_as_logged_for_mail() -> None:
+    global _keep_as_logged  # noqa: PLW0603 - switched on once, by the mail_admins patch
+    _keep_as_logged = True
+
+
 #: ``extra`` that Django's development server passes for its own formatter: the connection's socket
 #: and a second timestamp. Left on the record for Django's handler, kept out of lumen-otel's output.
 _DJANGO_SERVER_EXTRAS = frozenset({"request", "server_time"})
 
-#: server loggers that write about a request after its context has ended: access lines
-_ACCESS_AFTER_REQUEST = frozenset({"django.server", "gunicorn.access"})
+#: server loggers that write about a request after its context has ended: access lines (uvicorn's
+#: for Django under ASGI, whose response is sent after the middleware chain returned)
+_ACCESS_AFTER_REQUEST = frozenset({"django.server", "gunicorn.access", "uvicorn.access"})
+#: Django's ``Not Found: /x`` (4xx responses), logged by its handler after the middleware chain
+#: returned and before the access line, which still needs the IDs
+_BEFORE_ACCESS_LINE = "django.request"
 
 
 def _logged_after_request(record: logging.LogRecord) -> bool:
-    """A server's line about the request that just ended (its access line, or uvicorn's
-    ``Exception in ASGI application``), logged outside that request's context."""
+    """A server's line about the request that just ended (its access line, Django's 4xx line,
+    uvicorn's ``Exception in ASGI application``), logged outside that request's context."""
     name = record.name
-    return name in _ACCESS_AFTER_REQUEST or (name == "uvicorn.error" and record.exc_info is not None)
+    return (
+        name in _ACCESS_AFTER_REQUEST
+        or name == _BEFORE_ACCESS_LINE
+        or (name == "uvicorn.error" and record.exc_info is not None)
+    )
 
 
 class Enricher:
@@ -280,11 +356,13 @@ class Enricher:
         self._count("extra", len(cuts))
         return capped
 
-    def __call__(self, record: logging.LogRecord) -> None:
+    def __call__(self, record: logging.LogRecord) -> None:  # noqa: PLR0915 - one pass, no call per step
         fields = record.__dict__
         if fields.get("lumen_extra") is not None:
             return  # already enriched (a record handled twice must not be redacted twice)
         extras = _extras(record, fields)
+        if _keep_as_logged and (record.exc_info or "request" in extras):
+            AS_LOGGED[record] = (record.exc_info, extras.get("request"))
         if extras and record.name == "django.server":
             extras = {k: v for k, v in extras.items() if k not in _DJANGO_SERVER_EXTRAS}
         record.service_name = self.service_name
@@ -299,7 +377,7 @@ class Enricher:
             record.trace_id = record.span_id = None
             record.trace_flags = 0
             if cid is None and _logged_after_request(record):
-                finished = take_finished_request()
+                finished = take_finished_request(keep=record.name == _BEFORE_ACCESS_LINE)
                 if finished is not None:
                     record.correlation_id, record.trace_id, record.span_id, record.trace_flags = finished
 
@@ -315,6 +393,7 @@ class Enricher:
             if not primitive:
                 extras = sanitize(extras)
             extras = self.redactor.redact_mapping(self._capped_extras(extras, primitive))
+            extras = redact_keys(extras, self.redactor, fields)  # PHI in key names, at any depth
             fields.update(extras)  # other handlers on the record see redacted values too
         record.lumen_extra = extras
 

@@ -1,8 +1,13 @@
 """The logging pipeline: one root handler, one queue, one writer thread, several sinks.
 
-    logger.info(...) ─► RootHandler.handle (caller's thread: enrich + redact, once)
+    logger.info(...) ─► Logger.callHandlers (caller's thread: enrich + redact, once, before
+                        any handler; _server_patches.py)
+                     ─► the loggers' handlers, the application's and RootHandler.handle
                      ─► queue ─► writer thread ─► file (JSON lines), test listeners, OTLP bridge
                                                └► console queue ─► console thread (text/JSON)
+
+A record whose walk up the loggers stops before the root (a ``propagate=False`` logger) is
+handed to ``RootHandler`` after that walk, so it reaches the pipeline once all the same.
 
 No sink does disk or network I/O on the caller's thread, so an async service's event loop
 never waits on a disk or a collector. The file is the durable copy and is written first;
@@ -40,7 +45,7 @@ from lumen_otel._logging.bridge import OtlpBridge
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.files import SharedRotatingFile
 from lumen_otel._logging.formatters import ColorFormatter, record_to_dict, record_to_json, use_color
-from lumen_otel._server_patches import patch_logging_config
+from lumen_otel._server_patches import patch_logging_config, redact_before_every_handler
 from lumen_otel._state import STATE
 
 __all__ = ["Pipeline", "RootHandler", "current_pipeline", "mark_internal_thread"]
@@ -315,10 +320,11 @@ class Pipeline:
 
     # -- caller side --------------------------------------------------------------------
     def submit(self, record: logging.LogRecord) -> None:
-        if self._closed:
-            return
+        if self._closed or "lumen_internal" in record.__dict__:
+            return  # closed, or already queued (a record handled again, by another logger too)
         record.lumen_internal = _is_internal_record(record)
-        self.enricher(record)
+        if record.__dict__.get("lumen_extra") is None:  # not enriched before the handlers ran
+            self.enricher(record)
         if self._queue.qsize() >= self.queue_size and not self._is_own_thread() and not self._wait_for_room():
             # counted here, said by the writer: the caller (perhaps an event loop) never writes
             # to stderr, which may be the very pipe nobody reads
@@ -567,6 +573,16 @@ _ROUTED_LOGGERS = (
 )
 
 
+#: server loggers left apart when their project keeps them apart (``propagate=False``): their
+#: parent's handlers are not meant for them (Django's ``django`` logger and its ``mail_admins``
+#: would e-mail each 5xx access line); their records reach the pipeline all the same, handed to
+#: it after the walk (``_server_patches.redact_before_every_handler``)
+_KEPT_APART = frozenset({"django.server"})
+#: what such a logger gets when its console handler is gone: without any handler,
+#: ``logging.lastResort`` would print its warnings on stderr
+_NO_OUTPUT = logging.NullHandler()
+
+
 def current_pipeline() -> Pipeline | None:
     return STATE.pipeline
 
@@ -583,6 +599,7 @@ def install(pipeline: Pipeline, level: str) -> None:
     root.setLevel(level)
     route_server_loggers()
     patch_logging_config()
+    redact_before_every_handler()
     logging.captureWarnings(True)
     if previous is not None and previous is not pipeline:
         previous.close(timeout=2.0)
@@ -601,7 +618,8 @@ def route_server_loggers() -> None:
 
     They often have their own console handlers and ``propagate=False`` (uvicorn's
     ``log_config``, Django's ``LOGGING``): drop their console handlers and let them
-    propagate, keeping anything else (e.g. Django's ``mail_admins``).
+    propagate, keeping anything else (e.g. Django's ``mail_admins``). ``django.server`` keeps
+    its ``propagate=False``: it reaches the pipeline without passing through ``django``'s handlers.
     """
     current = STATE.pipeline
     if current is None:
@@ -611,7 +629,11 @@ def route_server_loggers() -> None:
         for handler in list(logger.handlers):
             if _is_console_handler(handler) or isinstance(handler, RootHandler):
                 logger.removeHandler(handler)
-        logger.propagate = True
+        if name in _KEPT_APART and not logger.propagate:
+            if not logger.handlers:
+                logger.addHandler(_NO_OUTPUT)
+        else:
+            logger.propagate = True
         logger.disabled = False
     root = logging.getLogger()
     if current.handler not in root.handlers:
