@@ -11,6 +11,7 @@ decoded views do not show (link attributes) cannot leave either.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -241,6 +242,17 @@ def test_a_real_fastapi_service_sends_no_identifier_from_its_paths(start_service
         }
         traces = b"".join(receiver.payloads.get("/v1/traces", []))
         metrics = b"".join(receiver.payloads.get("/v1/metrics", []))
+        logs = b"".join(receiver.payloads.get("/v1/logs", []))
+    access = [
+        json.loads(line)["message"]
+        for line in (tmp_path / "orders.log").read_text().splitlines()
+        if json.loads(line)["logger"] == "uvicorn.access"
+    ]
+    assert [
+        '127.0.0.1 - "GET /orders/[REDACTED:ID] HTTP/1.1" 200',
+        '127.0.0.1 - "GET /ssn/[REDACTED:SSN] HTTP/1.1" 404',
+    ] == [re.sub(r":\d+ - ", " - ", line, count=1) for line in access]  # the client's port varies
+    assert (False, False) == (b"99812347" in logs, b"123456789" in logs)
     assert "GET /orders/{order_id}" in paths
     assert [] == [
         v for attrs in paths.values() for v in attrs.values() if "99812347" in v or "123456789" in v

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import re
 import socket
 import sys
 import traceback
@@ -278,6 +279,13 @@ _ACCESS_AFTER_REQUEST = frozenset({"django.server", "gunicorn.access", "uvicorn.
 _BEFORE_ACCESS_LINE = "django.request"
 
 
+#: loggers whose messages carry a request's raw path (access lines, Django's ``Not Found: /x``):
+#: identifier-shaped segments in it are masked as in span attributes (``/ssn/[REDACTED:SSN]``)
+_PATH_LOGGERS = _ACCESS_AFTER_REQUEST | {_BEFORE_ACCESS_LINE, "hypercorn.access"}
+#: a path in a message: a "/" that starts a token (``HTTP/1.1`` is not one), up to a space or quote
+_MESSAGE_PATH = re.compile(r"(?<![\w/])/[^\s\"']*")
+
+
 def _logged_after_request(record: logging.LogRecord) -> bool:
     """A server's line about the request that just ended (its access line, Django's 4xx line,
     uvicorn's ``Exception in ASGI application``), logged outside that request's context."""
@@ -384,6 +392,9 @@ class Enricher:
         redact_text = self.redactor.redact_text
         message = _safe_message(record)
         message = redact_text(message) if len(message) <= self._fits else self._capped(message, "message")
+        if record.name in _PATH_LOGGERS and "/" in message:
+            path = scrubber_for(self.redactor).path
+            message = _MESSAGE_PATH.sub(lambda m: path(m.group()), message)
         record.msg = message
         record.args = None
         record.message = message
