@@ -33,6 +33,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "recovery": ("bench_recovery.py", [], ["--quick"]),  # first delivery after the collector returns
     "faults": ("bench_collector_faults.py", [], ["--quick"]),  # latency, collector down/slow/refusing
     "redos": ("bench_redos.py", [], ["--quick"]),  # redaction cost, 100 KB vs 10 KB of hostile input
+    # PHI left by lumen in-process, its collector and peers on an outside corpus (tests/data/phi-corpus)
+    "phi-corpus": ("bench_phi_corpus.py", [], ["--engines", "lumen,collector"]),
 }
 
 
