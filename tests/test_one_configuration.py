@@ -186,7 +186,7 @@ class TestASecondSetUpCall:
         assert (
             "lumen-otel is already set up with correlation_header='X-Correlation-ID' (from default), "
             "log_level='INFO' (from default); this call asked for correlation_header='X-Request-ID', "
-            "log_level='DEBUG'. Call shutdown() on the handle first or pass the same arguments"
+            "log_level='DEBUG'. Pass the same arguments (or none), or call shutdown() on the handle first"
         ) == str(raised.value)
         assert "X-Correlation-ID" == handle.settings.correlation_header
 
@@ -246,3 +246,32 @@ class TestUnderTheLauncher:
         assert 0 != done.returncode
         assert "this call asked for service_name='patients'" in done.stderr
         assert "set LUMEN_SERVICE_NAME or OTEL_SERVICE_NAME in the environment instead" in done.stderr
+
+
+class TestASecondBootstrap:
+    def test_a_full_set_up_says_traces_are_set_once_per_process_and_offers_no_shutdown(self, tmp_path):
+        """After ``bootstrap()`` the tracer and meter providers cannot be replaced: the error does not
+        send the user to ``shutdown()``, which would bring logs back without traces."""
+        script = (
+            "import lumen_otel\n"
+            "from lumen_otel.exceptions import AlreadySetUpError\n"
+            "lumen_otel.bootstrap(service_name='first', console=False)\n"
+            "try:\n"
+            "    lumen_otel.bootstrap(service_name='second')\n"
+            "except AlreadySetUpError as exc:\n"
+            "    print(exc)\n"
+        )
+        done = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", script],
+            env=clean_env(LUMEN_LOG_DIR=str(tmp_path)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert 0 == done.returncode, done.stderr
+        assert (
+            "lumen-otel is already set up with service_name='first' (from argument); this call asked "
+            "for service_name='second'. Pass the same arguments (or none) to use the set-up in force: "
+            "OpenTelemetry's tracer and meter providers are set once per process\n"
+        ) == done.stdout

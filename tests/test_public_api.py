@@ -61,7 +61,7 @@ def test_framework_modules_are_public_by_path():
 
 
 PUBLIC_MODULES = {
-    "lumen_otel.exceptions": ["ConfigError"],
+    "lumen_otel.exceptions": ["AlreadySetUpError", "ConfigError"],
     "lumen_otel.fastapi": ["CorrelationIdMiddleware", "httpx_event_hooks"],
     "lumen_otel.insights": [
         "Cluster",

@@ -32,7 +32,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from lumen_otel._compat import LoggerProvider, LogRecordLimits, is_proxy_provider, set_logger_provider
 from lumen_otel._config.settings import Settings, load_settings
@@ -53,7 +53,7 @@ from lumen_otel._server_patches import after_fork_in_child
 from lumen_otel._setup.shutdown import flush_on_sigterm, flush_providers, shutdown_providers
 from lumen_otel._state import STATE
 from lumen_otel._version import __version__
-from lumen_otel.exceptions import ConfigError
+from lumen_otel.exceptions import AlreadySetUpError
 
 __all__ = ["TelemetryHandle", "bootstrap", "configure_logging"]
 
@@ -213,8 +213,10 @@ def configure_logging(service_name: str | None = None, **overrides: Any) -> Tele
     call with the same arguments (or none) returns the same handle.
 
     Raises:
-        ConfigError: a setting is invalid (the message names the variable and the value), or
-            lumen-otel is already set up with another value for an argument given here.
+        ConfigError: a setting is invalid (the message names the variable and the value).
+        AlreadySetUpError: (a ``ConfigError``) lumen-otel is already set up with another value
+            for an argument given here; a logging-only set-up can be made again after
+            ``handle.shutdown()``.
     """
     return _setup(service_name, overrides, full=False, launcher=False)
 
@@ -232,31 +234,36 @@ def bootstrap(service_name: str | None = None, **overrides: Any) -> TelemetryHan
         handle.shutdown()   # also runs at exit
 
     Raises:
-        ConfigError: a setting is invalid (the message names the variable and the value), or
-            lumen-otel is already set up with another value for an argument given here (the
-            message names each one, its value in force and where that came from).
+        ConfigError: a setting is invalid (the message names the variable and the value).
+        AlreadySetUpError: (a ``ConfigError``) lumen-otel is already set up with another value
+            for an argument given here; the message names each one, its value in force and where
+            that came from. Traces and metrics are set up once per process.
     """
     return _setup(service_name, overrides, full=True, launcher=False)
 
 
-class _AlreadySetUp(ConfigError):
-    """A second set-up call asked for other values than the ones in force."""
-
-    def __init__(self, differing: list[tuple[str, Any, Any, str]]) -> None:
-        name, _, active, _ = differing[0]
-        self.name, self.value, self.accepted = name, active, "the values already set up"
-        current = ", ".join(f"{field}={value!r} (from {source})" for field, _, value, source in differing)
-        asked = ", ".join(f"{field}={value!r}" for field, value, _, _ in differing)
-        ValueError.__init__(
-            self,
-            f"lumen-otel is already set up with {current}; this call asked for {asked}. "
-            "Call shutdown() on the handle first or pass the same arguments"
-            + (
-                _environment_hint([field for field, _, _, source in differing if source != "argument"])
-                if STATE.set_up_by_launcher
-                else ""
-            ),
+def _already_set_up(differing: list[tuple[str, Any, Any, str]], handle: TelemetryHandle) -> AlreadySetUpError:
+    """The error for a second set-up call that asked for other values than the ones in force."""
+    name, _, active, _ = differing[0]
+    current = ", ".join(f"{field}={value!r} (from {source})" for field, _, value, source in differing)
+    asked = ", ".join(f"{field}={value!r}" for field, value, _, _ in differing)
+    if handle.full:
+        way_out = (
+            "Pass the same arguments (or none) to use the set-up in force: OpenTelemetry's tracer and "
+            "meter providers are set once per process"
         )
+    else:
+        way_out = "Pass the same arguments (or none), or call shutdown() on the handle first"
+    hint = (
+        _environment_hint([field for field, _, _, source in differing if source != "argument"])
+        if STATE.set_up_by_launcher
+        else ""
+    )
+    return AlreadySetUpError(
+        name,
+        active,
+        f"lumen-otel is already set up with {current}; this call asked for {asked}. {way_out}{hint}",
+    )
 
 
 def _environment_hint(fields_from_environment: list[str]) -> str:
@@ -302,7 +309,7 @@ def _setup(
         if handle is not None:
             differing = _differing_arguments(handle.settings, service_name, overrides)
             if differing:
-                raise _AlreadySetUp(differing)
+                raise _already_set_up(differing, handle)
         if handle is not None and (handle.full or not full):
             return handle
         settings = load_settings(service_name=service_name, **overrides)
@@ -422,9 +429,48 @@ def _install_providers(handle: TelemetryHandle, redactor: Redactor, sampler: Sam
                 export_timeout_millis=settings.metric_export_timeout_ms,
             )
         )
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+    meter_provider = _LumenMeterProvider(
+        resource=resource,
+        metric_readers=readers,
+        shutdown_on_exit=False,
+        http_server_metrics=settings.http_server_metrics,
+    )
     _set_global(metrics.set_meter_provider, metrics.get_meter_provider, meter_provider, "MeterProvider")
     handle.meter_provider = meter_provider
+
+
+#: meters of the HTTP server instrumentations; they create only ``http.server.*`` instruments
+_HTTP_SERVER_SCOPES = frozenset(
+    f"opentelemetry.instrumentation.{name}"
+    for name in ("asgi", "wsgi", "fastapi", "starlette", "django", "flask", "falcon", "pyramid")
+) | {"opentelemetry.instrumentation.aiohttp_server"}
+
+
+class _LumenMeterProvider(MeterProvider):
+    """The SDK's meter provider; with ``LUMEN_HTTP_SERVER_METRICS`` off it hands the HTTP server
+    instrumentations a no-op meter.
+
+    The collector's ``span_metrics`` connector derives request rate, errors and duration by
+    route, method and status from the server spans, so recording the same histograms in the
+    process is duplicated work: the SDK hashes each measurement's attributes and takes an
+    aggregation lock four to six times per request, on the request's thread. Every other meter
+    (lumen's own counters, the application's) is the SDK's as usual.
+    """
+
+    def __init__(self, *args: Any, http_server_metrics: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lumen_http_server_metrics = http_server_metrics
+
+    def get_meter(
+        self,
+        name: str,
+        version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Attributes = None,
+    ) -> metrics.Meter:
+        if not self._lumen_http_server_metrics and name in _HTTP_SERVER_SCOPES:
+            return metrics.NoOpMeter(name, version=version, schema_url=schema_url)
+        return super().get_meter(name, version, schema_url, attributes)
 
 
 def _set_global(setter: Callable[[Any], None], getter: Callable[[], Any], provider: Any, kind: str) -> None:
