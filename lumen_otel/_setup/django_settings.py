@@ -188,6 +188,12 @@ def _module_file(module: str, bases: Sequence[Path]) -> Path | None:
     return None
 
 
+def settings_file(module: str, cwd: Path) -> Path | None:
+    """The file ``module`` would be imported from, looked up under ``cwd`` and ``sys.path`` (None:
+    not found), for ``lumen-otel doctor`` to tell a misspelt settings module before start-up."""
+    return _module_file(module, [cwd, *(Path(p) for p in sys.path if p and Path(p).is_dir())])
+
+
 def _server_discovery(args: Sequence[str], cwd: Path) -> Discovery:
     """gunicorn/uvicorn/daphne: the Django WSGI/ASGI module among the positional arguments."""
     for value in _option_value(args, _ENV_OPTIONS):

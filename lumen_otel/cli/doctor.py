@@ -340,17 +340,17 @@ def _uvicorn_worker_check(worker: str, where: str) -> Check:
 
 
 def _django_check(command: list[str], env: Mapping[str, str], cwd: Path) -> Check | None:
-    """Which settings module a Django service will use, and a warning when none can be told.
+    """Which settings module a Django service will use; a failure when it cannot be found.
 
     Without ``DJANGO_SETTINGS_MODULE``: the ``os.environ.setdefault`` of the entry point the
     command names, else of ``./manage.py``, read as lumen-otel's launcher door reads it."""
-    variable = env.get("DJANGO_SETTINGS_MODULE")
-    if variable:
-        return Check("Django", "ok", f"settings module {variable} (DJANGO_SETTINGS_MODULE)")
     try:
         from lumen_otel._setup import django_settings
     except ImportError:  # an older lumen-otel layout: only the variable can be reported
         django_settings = None  # type: ignore[assignment]
+    variable = env.get("DJANGO_SETTINGS_MODULE")
+    if variable:
+        return _settings_module_check(django_settings, variable, "DJANGO_SETTINGS_MODULE", cwd)
     manage = cwd / "manage.py"
     if django_settings is not None:
         candidates: list[tuple[list[str], list[str]]] = []
@@ -364,21 +364,24 @@ def _django_check(command: list[str], env: Mapping[str, str], cwd: Path) -> Chec
             found = django_settings.discover(argv, orig_argv, cwd)
             if found.module is not None:
                 where = ", ".join(found.looked_in) or "the command line"
-                return Check(
-                    "Django", "ok", f"settings module {found.module} (os.environ.setdefault in {where})"
+                return _settings_module_check(
+                    django_settings, found.module, f"os.environ.setdefault in {where}", cwd
                 )
             if found.entry_point:
                 return Check("Django", "fail", str(django_settings.SettingsNotFound(found.looked_in)))
-        if command:
-            return None  # the command is not a Django entry point
-    return Check(
-        "Django",
-        "warn",
-        "Django is installed but DJANGO_SETTINGS_MODULE is not set: under "
-        "opentelemetry-instrument the Django instrumentation then configures empty "
-        "settings before manage.py/wsgi.py sets it. Export it before starting "
-        "(ignore this for a service that is not Django)",
-    )
+    return None  # nothing says this is a Django service (``doctor -- <command>`` tells for a command)
+
+
+def _settings_module_check(django_settings: Any, module: str, source: str, cwd: Path) -> Check:
+    """The settings module and where it came from; a failure when no file would be imported for it."""
+    if django_settings is not None and django_settings.settings_file(module, cwd) is None:
+        return Check(
+            "Django",
+            "fail",
+            f"settings module {module} ({source}) is not found under {cwd} or sys.path: "
+            "Django would stop with 'No module named ...' at start-up. Check its spelling",
+        )
+    return Check("Django", "ok", f"settings module {module} ({source})")
 
 
 def _log_dir_check(settings: Any) -> Check | None:
@@ -478,6 +481,9 @@ def diagnose(
     log_dir = _log_dir_check(settings)
     if log_dir is not None:
         report.checks.append(log_dir)
+    from lumen_otel import _native  # loaded when lumen_otel was imported, as the service loads it
+
+    report.checks.append(Check("native accelerator", "info", _native.status))
     report.checks.extend(_distro_checks(environ))
     report.instrumentations = _instrumentations(environ)
     report.checks.extend(_trap_checks(command or [], environ, settings.otlp_protocol))
