@@ -127,15 +127,15 @@ PHI = {
 }
 KEEP = {
     "ADT^A01": [
-        "MSH|^~\\&|LUMEN_MEDIA|LUMEN|ADT|HOSP|202607041242||ADT^A01|MSG166344|P|2.5.1",
-        "EVN|A01|202607041242",
+        # MSH-7 and EVN-2 equal the admission time (PV1-44): masked there too.
+        "MSH|^~\\&|LUMEN_MEDIA|LUMEN|ADT|HOSP|[REDACTED:DATE]||ADT^A01|MSG166344|P|2.5.1",
+        "EVN|A01|[REDACTED:DATE]",
         "^^^HOSP^MR",
         "^^^SSA^SS",
         "|M|",
         "^NH^",
         "SPO^Spouse",
         "W3^389^1^HOSP",
-        "004777^",
         "Acme Health",
         "IC123",
         "GOLD",
@@ -219,14 +219,14 @@ class TestMessages:
             "[REDACTED:LICENSE]^NH",
         ] == out
 
-    def test_doctors_in_pv1_lose_their_names_but_keep_their_ids(self) -> None:
+    def test_doctors_in_pv1_lose_their_names_and_their_id_numbers(self) -> None:
         pv1 = _segments(R.redact_text("\r".join(ADT_A01)))[5].split("|")
         assert (
             [
-                "004777^[REDACTED:NAME]^[REDACTED:NAME]^[REDACTED:NAME]",
-                "005555^[REDACTED:NAME]^[REDACTED:NAME]",
-                "006666^[REDACTED:NAME]^[REDACTED:NAME]",
-                "007777^[REDACTED:NAME]^[REDACTED:NAME]",
+                "[REDACTED:NAME]^[REDACTED:NAME]^[REDACTED:NAME]^[REDACTED:NAME]",
+                "[REDACTED:NAME]^[REDACTED:NAME]^[REDACTED:NAME]",
+                "[REDACTED:NAME]^[REDACTED:NAME]^[REDACTED:NAME]",
+                "[REDACTED:NAME]^[REDACTED:NAME]^[REDACTED:NAME]",
             ],
             "[REDACTED:ACCOUNT]",
             "[REDACTED:DATE]",
@@ -308,3 +308,159 @@ class TestMalformed:
         assert "MSH segment missing for patient [REDACTED:NAME]" == R.redact_text(
             "MSH segment missing for patient Ann Lee"
         )
+
+
+MSH = "MSH|^~\\&|APP|FAC|RCV|HOSP|20260101120000||ADT^A01|CTRL1|P|2.5.1"
+PID = (
+    "PID|1||97727665^^^HOSP^MR||KOWALSKI^ANNA^M||19600102|F|||77 Lakeview Road^^Springfield^IL^62704"
+    "||(217)555-0199"
+)
+
+
+def _message(*segments: str) -> str:
+    return "\r".join([MSH, *segments])
+
+
+class TestValuesRepeatedElsewhere:
+    def test_a_value_masked_in_its_field_is_masked_in_every_other_segment(self) -> None:
+        out = R.redact_text(
+            _message(
+                "EVN|A01|20260101120000",
+                PID,
+                "PV1|1|I|W3^389^1" + "|" * 41 + "20260101120000",
+                "IN1|1|GOLD|IC1|Acme Health|77 Lakeview Road^^Springfield^IL^62704",
+                "OBX|1|TX|1^Note||Spoke to KOWALSKI, Anna about 97727665.||||||F",
+                "NTE|1||Daughter lives at 77 Lakeview Road too",
+                "QRD|20260101|R|I|Q1|||1^RD|97727665^KOWALSKI|DEM",
+                "ZPV|1|19600102|Anna Kowalski",
+            )
+        )
+        assert (
+            [],
+            ["ADT^A01", "CTRL1", "Acme Health", "Spoke to", "Daughter lives at", "Note"],
+            "MSH|^~\\&|APP|FAC|RCV|HOSP|[REDACTED:DATE]||ADT^A01|CTRL1|P|2.5.1",
+        ) == (
+            _leaks(
+                out,
+                [
+                    "KOWALSKI",
+                    "Kowalski",
+                    "ANNA",
+                    "Anna",
+                    "97727665",
+                    "19600102",
+                    "77 Lakeview Road",
+                    "Springfield",
+                    "20260101120000",
+                ],
+            ),
+            [
+                k
+                for k in ["ADT^A01", "CTRL1", "Acme Health", "Spoke to", "Daughter lives at", "Note"]
+                if k in out
+            ],
+            _segments(out)[0],
+        )
+
+    def test_a_value_repeated_in_the_text_around_the_message_is_masked_too(self) -> None:
+        out = R.redact_text("Received " + _message(PID) + "\nack sent for 97727665")
+        assert out.endswith("\nack sent for [REDACTED:MRN]")
+
+    def test_short_and_common_values_do_not_wipe_clinical_text(self) -> None:
+        out = R.redact_text(
+            _message(
+                "PID|1||1^^^HOSP^MR||TEST^PATIENT^M||19600102|M",
+                "OBX|1|ST|1^Flag||M||||||F",
+                "NTE|1||TEST PATIENT result 1 reviewed, Y",
+            )
+        )
+        assert ["OBX|1|ST|1^Flag||M||||||F", "NTE|1||TEST PATIENT result 1 reviewed, Y"] == _segments(out)[2:]
+
+
+class TestIdentifiersOfAnyShape:
+    def test_pid_3_identifiers_that_look_like_trace_ids_are_masked(self) -> None:
+        out = R.redact_text(
+            _message("PID|1||4111111111111111^^^HOSP^MR~0c4f8f7e-1d2a-4b3c-9d8e-7f6a5b4c3d2e^^^EMPI^PI")
+        )
+        assert "PID|1||[REDACTED:MRN]^^^HOSP^MR~[REDACTED:MRN]^^^EMPI^PI" == _segments(out)[1]
+
+    def test_every_clinician_field_loses_name_and_id_number(self) -> None:
+        out = R.redact_text(
+            _message(
+                "EVN|A01|20260101|||411^Clerk^Carla",
+                "ORC|RE|ORD1||||||||5555^Entered^Eve|6666^Verified^Vic|7777^Ordering^Oscar",
+                "OBR|1|ORD1|ACC1|71250^CT^CPT|||20260101|||||||||8888^Order^Olivia"
+                + "|" * 16
+                + "9999&Reader&Rick|1111&Assist&Al|2222&Tech&Tom|3333&Typist&Tia",
+            )
+        )
+        assert (
+            [],
+            ["ORC|RE|ORD1|", "OBR|1|ORD1|ACC1|71250^CT^CPT|||20260101|"],
+        ) == (
+            _leaks(
+                out,
+                [
+                    "411",
+                    "Clerk",
+                    "5555",
+                    "Eve",
+                    "6666",
+                    "Vic",
+                    "7777",
+                    "Oscar",
+                    "8888",
+                    "Olivia",
+                    "9999",
+                    "Reader",
+                    "Rick",
+                    "1111",
+                    "Assist",
+                    "2222",
+                    "Tom",
+                    "3333",
+                    "Tia",
+                ],
+            ),
+            [k for k in ["ORC|RE|ORD1|", "OBR|1|ORD1|ACC1|71250^CT^CPT|||20260101|"] if k in out],
+        )
+
+    def test_a_message_whose_escape_character_was_lost_is_still_read(self) -> None:
+        out = R.redact_text(
+            "MSH|^~ &|A|B|C|D|2011||ORU^R01|C1|T|2.3\nPID||55555|151615161^^^1||TEST^EMR^SAMPLE"
+        )
+        assert (
+            "PID||[REDACTED:MRN]|[REDACTED:MRN]^^^1||[REDACTED:NAME]^[REDACTED:NAME]^[REDACTED:NAME]"
+            == (_segments(out)[1])
+        )
+
+
+class TestZSegments:
+    def test_z_fields_are_masked_by_the_data_type_they_show(self) -> None:
+        out = R.redact_text(
+            _message(
+                "ZPI|1|Smith^John^Q|12345678^^^HOSP^MR|(217)555-0100^PRN^PH|19590101|Y|TEST|M|ROUTINE^Routine"
+                "|SPO^Spouse|12 Elm Street^^Grantfort^NH^19431"
+            )
+        )
+        assert (
+            "ZPI|1|[REDACTED:NAME]^[REDACTED:NAME]^[REDACTED:NAME]|[REDACTED:MRN]^^^HOSP^MR|[REDACTED:PHONE]^PRN^PH"
+            "|[REDACTED:DATE]|Y|TEST|M|ROUTINE^Routine|SPO^Spouse"
+            "|[REDACTED:ADDRESS]^^[REDACTED:ADDRESS]^NH^[REDACTED:ADDRESS]"
+        ) == _segments(out)[1]
+
+    def test_fields_can_be_configured_per_segment(self) -> None:
+        redactor = Redactor(hl7_fields={"ZPI": {7: "NAME", 8: "MRN"}, "OBX": {5: "TEXT"}})
+        out = redactor.redact_text(_message("ZPI|1|||||Y|TEST|M", "OBX|1|ST|1^Flag||Mrs Ada Lovelace||||||F"))
+        assert [
+            "ZPI|1|||||Y|[REDACTED:NAME]|[REDACTED:MRN]",
+            "OBX|1|ST|1^Flag||Mrs [REDACTED:NAME]||||||F",
+        ] == (_segments(out)[1:])
+
+    @pytest.mark.parametrize(
+        "fields",
+        [{"zpi": {1: "NAME"}}, {"ZPI": {0: "NAME"}}, {"ZPI": {1: "PERSON"}}],
+    )
+    def test_a_bad_configuration_is_refused_at_construction(self, fields: dict) -> None:  # type: ignore[type-arg]
+        with pytest.raises(ValueError, match="HL7"):
+            Redactor(hl7_fields=fields)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import itertools
 import re
 import string
 from collections.abc import Iterable, Mapping
@@ -26,10 +27,13 @@ _T = TypeVar("_T")
 # A value under a PHI key is kept whole only when it is an id we never redact or one of our tokens.
 _KEEP_WHOLE = re.compile(
     r"\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?"
-    r"|[0-9a-fA-F]{32}|[0-9a-fA-F]{16}"
+    r"|[0-9a-fA-F]{32}|(?=[0-9]{0,15}[a-fA-F])[0-9a-fA-F]{16}"
     r"|\[REDACTED:[A-Z_]{1,24}\]|(?:" + "|".join(k.lower() for k in patterns.KINDS) + r"):[0-9a-f]{12}"
 )
 _ALNUM = re.compile(r"[^\W_]")
+_OUR_TOKEN = re.compile(
+    r"\[REDACTED:[A-Z_]{1,24}\]|(?:" + "|".join(k.lower() for k in patterns.KINDS) + r"):[0-9a-f]{12}"
+)
 _NOT_ALNUM = string.punctuation + string.whitespace
 _ASCII_ALNUM = frozenset(string.ascii_letters + string.digits)
 _SOFT_NEXT = frozenset(" .nums\u00b5h")
@@ -47,6 +51,15 @@ _Edit = tuple[int, int, int, str, bool]
 # on every record (routes, methods, host names, status words), messages rarely do.
 _CLEAN_CACHE_MAX = 4096
 _CLEAN_CACHE_MAX_LEN = 256
+# Characters that stand in for ASCII ones to the eye (no-break and thin spaces, Unicode hyphens
+# and dashes, full-width digits and punctuation), folded one for one before the rules run.
+_LOOKALIKES = {
+    **{cp: " " for cp in (0x00A0, 0x2007, 0x2008, 0x2009, 0x200A, 0x202F, 0x205F, 0x3000, 0x1680)},
+    **{cp: "-" for cp in (0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2212, 0xFE63, 0xFF0D)},
+    **{0xFF10 + i: str(i) for i in range(10)},
+    **{0xFF08: "(", 0xFF09: ")", 0xFF0E: ".", 0xFF0F: "/", 0xFF1A: ":", 0xFF0B: "+", 0xFF20: "@"},
+}
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
 
 
 class Redactor:
@@ -61,6 +74,10 @@ class Redactor:
             honoured as ``key=value`` / ``"key": "value"`` in text.
         extra_patterns: more regexes whose matches are redacted (``LUMEN_REDACTION_EXTRA_PATTERNS``).
         defaults: the built-in rules. ``False`` is for development only; settings refuse it in prod.
+        hl7_fields: HL7 fields to mask besides the built-in table, per segment: ``{"ZPI": {3: "MRN",
+            5: "NAME"}}`` (a kind, or ``"TEXT"`` for the text rules only). Fields of Z-segments not
+            listed are masked by the data type their content shows (``LAST^FIRST``, an address,
+            a phone, ``id^^^AUTH^MR``, a date).
 
     Example::
 
@@ -75,6 +92,7 @@ class Redactor:
         "_extra_patterns",
         "_extra_words",
         "_group_kinds",
+        "_hl7_fields",
         "_ipv6",
         "_key",
         "_key_cache",
@@ -95,6 +113,7 @@ class Redactor:
         extra_keys: Iterable[str] = (),
         extra_patterns: Iterable[str] = (),
         defaults: bool = True,
+        hl7_fields: Mapping[str, Mapping[int, str]] | None = None,
     ) -> None:
         self._key = key.encode() if isinstance(key, str) else key
         if self._key is not None and not self._key:
@@ -109,6 +128,12 @@ class Redactor:
         # Without a key every token is fixed: looked up, not formatted, per edit.
         self._tokens = {kind: f"[REDACTED:{kind}]" for kind in patterns.KINDS} if self._key is None else None
         self._clean_cache: set[str] = set()
+        kinds = (*patterns.KINDS, "TEXT")
+        for seg, table in (hl7_fields or {}).items():
+            for kind in table.values():
+                if kind not in kinds:
+                    raise ValueError(f"HL7 field kind {kind!r} in {seg} is not one of {', '.join(kinds)}")
+        self._hl7_fields = hl7.fields_with(hl7_fields) if hl7_fields else hl7.FIELDS
 
         # stem -> [(rule source, group prefix, kind, snake_ok)]
         stems: dict[str, list[tuple[str, str, str, bool]]] = {}
@@ -122,6 +147,10 @@ class Redactor:
                     group_kinds[f"v{i}{suffix}"] = rule.kind
                 for stem in rule.stems:
                     stems.setdefault(stem, []).append((source, f"v{i}", rule.kind, rule.snake_ok))
+            # Words with no rule of their own that send a line past the shortcut: degrees after a
+            # signed name ("Mike Ivan, MD"), found by the clinical-note rules (_NOTE_RULES).
+            for hint in patterns.NOTE_HINT_STEMS:
+                stems.setdefault(hint, [])
         self._extra_words = frozenset(k.lower() for k in extra_keys if k.strip())
         if self._extra_words:
             words = sorted(self._extra_words, key=len, reverse=True)
@@ -243,6 +272,31 @@ class Redactor:
         out.append(self._mask_piece(kind, value[last:], counts))
         return "".join(out)
 
+    def _spread(self, text: str, seen: Mapping[str, str], counts: dict[str, int] | None) -> str:
+        """``text`` with each value of ``seen`` (value -> kind) masked where it stands as a word."""
+        present = [v for v in seen if v in text]
+        if not present:
+            return text
+        pattern = _values_pattern(tuple(sorted(present, key=len, reverse=True)))
+
+        def replace(m: re.Match[str]) -> str:
+            kind = seen[m.group()]
+            if counts is not None:
+                counts[kind] = counts.get(kind, 0) + 1
+            return self.token(kind, m.group())
+
+        return pattern.sub(replace, text)
+
+    def _mask_identifier(self, kind: str, value: str, counts: dict[str, int] | None) -> str:
+        """A value a structured field says is PHI: replaced whole, even a UUID or a span-id shape."""
+        core = value.strip()
+        if not core or _ALNUM.search(core) is None or _OUR_TOKEN.fullmatch(core):
+            return value
+        if counts is not None:
+            counts[kind] = counts.get(kind, 0) + 1
+        lead = value[: len(value) - len(value.lstrip())]
+        return f"{lead}{self.token(kind, core)}{value[len(value.rstrip()) :]}"
+
     def _mask_piece(self, kind: str, piece: str, counts: dict[str, int] | None) -> str:
         if piece and not (piece[0].isspace() or piece[-1].isspace()):
             if not piece.strip(_NOT_ALNUM):
@@ -311,23 +365,69 @@ class Redactor:
         out: dict[Any, Any] = {}
         key_cache = self._key_cache
         clean = self._clean_cache
+        seen: dict[str, str] | None = None
         for k, v in mapping.items():
             kind = key_cache.get(k, "") if type(k) is str else ""
             if kind == "":
                 kind = self.key_kind(k if isinstance(k, str) else str(k))
             if kind is not None:
                 out[k] = self._mask_whole(kind, v, counts)
+                if type(v) is str and kind in _SPREAD_KINDS:
+                    seen = _remember(seen, kind, v)
             elif type(v) is str:
                 out[k] = v if v in clean else self._redact_remembered(v, counts)
             elif type(v) in _SCALARS:
                 out[k] = v
             else:
                 out[k] = self._redact_any(v, counts)
+        if seen is not None:
+            # A value under a PHI key is masked in the other values too ({"mrn": "97727665",
+            # "note": "merged 97727665"}).
+            for k, v in out.items():
+                if isinstance(v, (str, list, dict)):
+                    out[k] = self._spread_any(v, seen, counts)
         return out
+
+    def _spread_any(self, value: Any, seen: Mapping[str, str], counts: dict[str, int] | None) -> Any:
+        if isinstance(value, str):
+            return self._spread(value, seen, counts)
+        if isinstance(value, list):
+            return [self._spread_any(v, seen, counts) for v in value]
+        if isinstance(value, dict):
+            return {k: self._spread_any(v, seen, counts) for k, v in value.items()}
+        return value
+
+    def redact_record(
+        self, message: str, extras: Mapping[str, Any], *texts: str
+    ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+        """A log record's message, ``extra`` values and further texts (an exception message, a
+        traceback) redacted together: a value found in one of them (after a label, under a PHI
+        key, in an HL7 field) is masked in all of them.
+
+        >>> Redactor().redact_record("merged 97727665", {"mrn": "97727665"})[0]
+        'merged [REDACTED:MRN]'
+        """
+        seen: dict[str, str] = {}
+        for k, v in extras.items():
+            kind = self.key_kind(k) if isinstance(k, str) else None
+            if kind in _SPREAD_KINDS and isinstance(v, str):
+                seen = _remember(seen, kind, v) or seen
+        redacted_message = self._redact_text(message, None, seen)
+        redacted_extras = self.redact_mapping(extras)
+        redacted_texts = tuple(self._redact_text(t, None, seen) for t in texts)
+        if not seen:
+            return redacted_message, redacted_extras, redacted_texts
+        return (
+            self._spread(redacted_message, seen, None),
+            {k: self._spread_any(v, seen, None) for k, v in redacted_extras.items()},
+            tuple(self._spread(t, seen, None) for t in redacted_texts),
+        )
 
     # ------------------------------------------------------------------ text
 
-    def _redact_text(self, text: str, counts: dict[str, int] | None) -> str:
+    def _redact_text(
+        self, text: str, counts: dict[str, int] | None, collect: dict[str, str] | None = None
+    ) -> str:
         # The hot path, inlined: most lines have no stem word, no value shape, no "@", no HL7
         # header; two scans in C say so and the line is returned as it came. Every string goes
         # through here: the message, each ``extra`` value, span attributes.
@@ -336,33 +436,55 @@ class Redactor:
         trie = self._stem_trie
         values = self._values
         if trie is None or values is None or self._extra_patterns or not text.isascii() or "MSH" in text:
-            return self._redact_slow(text, counts)
+            return self._redact_slow(text, counts, collect)
         spaced_lower = " " + text.lower()
         first_label = trie.search(spaced_lower)
         value_hint: tuple[str, re.Match[str] | None] | None = None  # a stem: the value scan runs whole
         if first_label is None:
             spaced = " " + text
             first_value = values.search(spaced)
-            if first_value is None and "@" not in text and "::" not in text and text.count(":") < 7:
+            if (
+                first_value is None
+                and "@" not in text
+                and "::" not in text
+                and text.count(":") < 7
+                and "^" not in text
+            ):
                 return text
             value_hint = (spaced, first_value)
         try:  # the scans resume where the first hits were found
-            return self._redact_plain(text, counts, (spaced_lower, first_label), value_hint)
+            return self._redact_plain(text, counts, (spaced_lower, first_label), value_hint, None, collect)
         except Exception as exc:  # noqa: BLE001 - logging must not raise; _withheld re-raises in tests
             return self._withheld(exc)
 
-    def _redact_slow(self, text: str, counts: dict[str, int] | None) -> str:
+    def _redact_slow(
+        self, text: str, counts: dict[str, int] | None, collect: dict[str, str] | None = None
+    ) -> str:
         """HL7, non-ASCII text, custom patterns, or rules off: no shortcut applies."""
         try:
+            original: str | None = None
+            if not text.isascii() and self.defaults:
+                # Look-alike characters hide a value from the rules (an SSN with no-break spaces,
+                # full-width digits or U+2010 hyphens): the rules run on the text with them folded
+                # to ASCII one for one, the parts kept come from the original. Invisible characters
+                # carry nothing and are dropped.
+                if _INVISIBLE.search(text) is not None:
+                    text = _INVISIBLE.sub("", text)
+                folded = text.translate(_LOOKALIKES)
+                if folded != text:
+                    original, text = text, folded
             if "MSH" in text and self.defaults:
                 result = hl7.redact_hl7(
                     text,
                     lambda kind, value: self._mask(kind, value, counts),
-                    lambda part: self._redact_plain(part, counts),
+                    lambda part: self._redact_plain(part, counts, None, None, None, collect),
+                    self._hl7_fields,
+                    lambda kind, value: self._mask_identifier(kind, value, counts),
+                    collect,
                 )
                 if result is not None:
                     return result
-            return self._redact_plain(text, counts)
+            return self._redact_plain(text, counts, None, None, original, collect)
         except Exception as exc:  # noqa: BLE001 - logging must not raise; _withheld re-raises in tests
             return self._withheld(exc)
 
@@ -385,8 +507,13 @@ class Redactor:
         counts: dict[str, int] | None,
         label_hint: tuple[str, re.Match[str] | None] | None = None,
         value_hint: tuple[str, re.Match[str] | None] | None = None,
+        original: str | None = None,
+        collect: dict[str, str] | None = None,
     ) -> str:
         """Text rules (no HL7): collect edits from labelled and value rules, resolve, apply.
+
+        ``original``: ``text`` before look-alike characters were folded (same length); what is
+        kept is copied from it.  ``collect`` receives the labelled values found (value -> kind).
 
         ``label_hint`` / ``value_hint``: ``redact_text`` already ran a scan up to its first hit
         (None: not run); it resumes after it. Everything per hit is inlined: on a PHI-bearing line the
@@ -429,6 +556,7 @@ class Redactor:
         compiled_rules = rules_by_stem.compiled
         group_kinds = self._group_kinds
         has_colon = ":" in text
+        signed = False
         done = 0  # end of the last labelled value: stems inside it ("Birth date 1954-...") are skipped
         for m in stems:
             # The stem's index in ``text`` (the leading space shifts by one), and where it ends.
@@ -454,6 +582,8 @@ class Redactor:
             else:
                 rule = combined[0]
             if rule is None:
+                if combined[1] is None:
+                    signed = True  # a stem without rules: a degree ("MD"), see NOTE_HINT_STEMS
                 continue
             # The stem is part of one of our own pseudonyms ("mrn:0a1b2c3d4e5f"). Of the
             # never-redacted tokens only a pseudonym can start at a word followed by ":", and its
@@ -538,6 +668,20 @@ class Redactor:
                         and not _touches_protected(text, m.start(), m.end())
                     ):
                         edits.append((m.start(), -m.end(), 1, "IP", False))
+            # Clinical notes: a name signed with a degree ("Mike Ivan, MD") and dictation dates
+            # ("D: 07/20/83"). Looked for only when a degree or such a label is in the text.
+            if signed or (has_colon and ("D:" in text or "T:" in text)):
+                for m in _NOTE_RULES.finditer(text):
+                    group = m.lastgroup or "signed"
+                    start, end = m.span(group)
+                    edits.append((start, -end, 1, "NAME" if group == "signed" else "DATE", False))
+
+            # An HL7 name (LAST^FIRST^M) quoted or assigned in free text: "KOWALSKI^ANNA" not found.
+            if "^" in text:
+                for m in _QUOTED_XPN.finditer(text):
+                    family, _, rest = m.group().partition("^")
+                    if not rest.upper().startswith(family.upper()):  # a code and its text: SPO^Spouse
+                        edits.append((m.start(), -m.end(), 1, "NAME", False))
 
         hard: list[tuple[int, int]] | None = None
         for pattern in self._extra_patterns:
@@ -549,21 +693,27 @@ class Redactor:
                     hard = [h.span() for h in HARD_PROTECTED.finditer(text)]
                 if not any(s < end and start < e for s, e in hard):  # custom rules never cut into ids
                     edits.append((start, -end, 2, "CUSTOM", False))
+        source = text if original is None else original
         if not edits:
-            return text
+            return source
         edits.sort()
         out: list[str] = []
         pos = 0
         tokens = self._tokens
-        for start, neg_end, _priority, kind, check in edits:
+        masked: list[tuple[str, str]] | None = None
+        for start, neg_end, priority, kind, check in edits:
             if start < pos:
                 continue  # overlaps an edit already made: the earlier (then longer) one wins
             end = -neg_end
             if check and not _value_ok(text, start, end, kind):
                 continue  # checked only now: most value hits lie inside a labelled edit
-            out.append(text[pos:start])
+            out.append(source[pos:start])
             pos = end
             piece = text[start:end]
+            if priority == 0 and kind in _SPREAD_KINDS:
+                if masked is None:
+                    masked = []
+                masked.append((kind, piece))
             # The common case of _mask inlined: no space to keep, something to hide, no
             # never-redacted token inside (each is 16+ characters or holds ":" or "[").
             if (
@@ -583,9 +733,25 @@ class Redactor:
             else:
                 out.append(self._mask(kind, piece, counts))
         if pos == 0:
-            return text
-        out.append(text[pos:])
-        return "".join(out)
+            return source
+        out.append(source[pos:])
+        result = "".join(out)
+        if masked is None:
+            return result
+        # A value found after its label is masked wherever else it stands in the text
+        # ("patient Sarah Murphy ... Murphy called back"): only a value still in the result can be.
+        spread: dict[str, str] | None = None
+        # Distinct values only, and a bounded number of them: each is looked for in the whole text.
+        for kind, piece in (
+            masked if len(masked) < 4 else itertools.islice(dict.fromkeys(masked), _SPREAD_MAX)
+        ):
+            if piece in result or collect is not None or (kind == "NAME" and _reappears(result, piece)):
+                spread = _remember(spread, kind, piece)
+        if spread is None:
+            return result
+        if collect is not None:
+            collect.update(spread)
+        return self._spread(result, spread, counts)
 
 
 _Rules = tuple[re.Pattern[str] | None, re.Pattern[str] | None]
@@ -661,8 +827,10 @@ def _value_ok(text: str, start: int, end: int, kind: str) -> bool:
                 return False
             break
         before -= 1
-    if kind == "IP" and text[start : start + 4] == "127.":
-        return False  # loopback names this machine, never a person (access logs stay readable)
+    if kind == "IP" and (text[start : start + 4] == "127." or text[start] == "0"):
+        return False  # loopback and 0.x.x.x name no host of a person (access logs stay readable)
+    if kind == "ACCOUNT" and text[start:end].isdigit() and not _luhn(text[start:end]):
+        return False
     length = len(text)
     after = text[end] if end < length else " "
     return not (
@@ -673,6 +841,67 @@ def _value_ok(text: str, start: int, end: int, kind: str) -> bool:
         )
         and _touches_protected(text, start, end)
     )
+
+
+_QUOTED_XPN = re.compile(
+    r"(?<=[\"'=])[A-Z][A-Za-z'-]+\^[A-Z][A-Za-z'-]+(?:\^[A-Za-z'.-]{0,20}){0,4}(?=[\"'\s,;&)]|$)"
+)
+_NOTE_RULES = re.compile(
+    r"(?<![A-Za-z0-9.])(?P<signed>"
+    + patterns.NAME_VALUE
+    + "|"
+    + patterns.NAME_VALUE_CAPS
+    + r"),?[ \t]+(?:M\.D\.?|MD|D\.O\.|R\.?N\.?|N\.?P\.?|PA-C|Ph\.?D\.?)(?![A-Za-z])"
+    r"|(?<![A-Za-z0-9])(?:D[DTV]|[DT]):[ \t]*(?P<dictated>" + patterns.DATE_VALUE + ")"
+)
+
+
+#: At most this many distinct values of one text are followed into the rest of it.
+_SPREAD_MAX = 64
+
+#: Kinds whose labelled values are masked wherever else they appear in the same text or record.
+_SPREAD_KINDS = frozenset(
+    ("NAME", "MRN", "SSN", "DOB", "PLAN_ID", "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "ID", "PHONE", "FAX")
+)
+
+
+def _reappears(result: str, name: str) -> bool:
+    """Whether one of the longer words of ``name`` is still in the redacted text."""
+    return any(len(word) >= 4 and word in result for word in name.replace(",", " ").split())
+
+
+def _remember(seen: dict[str, str] | None, kind: str, value: str) -> dict[str, str] | None:
+    """``seen`` with ``value`` (and, for a name, each distinctive word of it) if distinctive."""
+    core = value.strip().strip(".,;:'\"")
+    if not core or HARD_PROTECTED.fullmatch(core) or _OUR_TOKEN.fullmatch(core):
+        return seen
+    candidates = [core]
+    if kind == "NAME":
+        candidates += [
+            w for w in core.replace(",", " ").replace("^", " ").split() if len(w) >= 4 and w[0].isupper()
+        ]
+    for candidate in candidates:
+        if hl7.propagates(kind, candidate):
+            if seen is None:
+                seen = {}
+            seen.setdefault(candidate, kind)
+    return seen
+
+
+@functools.lru_cache(maxsize=256)
+def _values_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("(?<![A-Za-z0-9])(?:" + "|".join(re.escape(v) for v in values) + ")(?![A-Za-z0-9])")
+
+
+def _luhn(digits: str) -> bool:
+    """Whether ``digits`` ends in a valid Luhn check digit (every card number does)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
 
 
 def _touches_protected(text: str, start: int, end: int) -> bool:

@@ -12,12 +12,17 @@ Two kinds of rule, because most identifiers are only recognisable by what preced
 Every regex here is linear: repetitions never nest ambiguously, and rules that begin with a
 repeated class are guarded by a look-behind so they only start at the beginning of a run.
 ``docs/redaction-patterns-re2.md`` carries RE2 ports (no look-arounds) for the collector.
+
+The words themselves (person roles, verbs that take a person, key names) live in
+:mod:`lumen_otel._redaction.vocabulary`; the person-role rule and the key table are built from it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from lumen_otel._redaction import vocabulary
 
 __all__ = [
     "ANCHORED_VALUE_RULES",
@@ -26,6 +31,7 @@ __all__ = [
     "IPV6_RULE",
     "KINDS",
     "LABEL_RULES",
+    "NOTE_HINT_STEMS",
     "SOFT_AT",
     "SOFT_LABELS",
     "VALUE_RULES",
@@ -73,7 +79,9 @@ HARD_PROTECTED = re.compile(
     r"(?<![0-9A-Za-z-])(?:"
     r"\{?" + _HEX + r"{8}-" + _HEX + r"{4}-" + _HEX + r"{4}-" + _HEX + r"{4}-" + _HEX + r"{12}\}?"  # UUID
     r"|" + _HEX + r"{2}-" + _HEX + r"{32}-" + _HEX + r"{16}-" + _HEX + r"{2}"  # traceparent
-    r"|" + _HEX + r"{32}|" + _HEX + r"{16}"  # trace / span ids
+    # Trace / span ids. A 16-digit span id with no letter in it is one in 2000; a card number
+    # always is one, so only ids with a hex letter are protected.
+    r"|" + _HEX + r"{32}|(?=[0-9]{0,15}[a-fA-F])" + _HEX + r"{16}"
     r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?"  # timestamp
     r"|(?:" + _TOKEN_KINDS + r"):[0-9a-f]{12}"  # keyed pseudonym
     r")(?![0-9A-Za-z-])"
@@ -84,8 +92,9 @@ HARD_PROTECTED = re.compile(
 
 _UP = "A-Z\u00c0-\u00de\u0100-\u017f"
 _LO = "a-z\u00df-\u00ff\u0100-\u017f"
-_NAMEWORD = f"(?:[{_UP}][{_LO}]*(?:['\u2019-][{_UP}{_LO}][{_LO}]+)*(?![{_UP}{_LO}0-9]))"
-_INITIAL = r"(?:[A-Z]\.?(?![A-Za-z0-9-]))"
+# A word followed by "/" is an abbreviation (``C/O``, ``S/P``), not a name.
+_NAMEWORD = f"(?:[{_UP}][{_LO}]*(?:['\u2019-][{_UP}{_LO}][{_LO}]+)*(?![{_UP}{_LO}0-9/]))"
+_INITIAL = r"(?:[A-Z]\.?(?![A-Za-z0-9/-]))"
 # Particles only ever start lower case: the look-ahead lets a capitalised word skip them at once.
 _PARTICLE = r"(?:(?=[a-z])(?:van|von|de|del|della|der|den|da|di|du|la|le|st\.?|bin|ibn|al)[ \t]+)"
 
@@ -106,7 +115,17 @@ _NOT_A_NAME = (
         "Name Names Dob Mrn Ssn Id Identifier Number Address Phone Email Date Birth Born Record Records "
         "Account Member Portal Chart Contact Home Age Sex Gender Status Note Notes List Search Lookup Detail "
         "Details Data Info Summary Not None Null Unknown Admitted Discharged Is Was Has Had Profile Login "
-        "Logout Registration Intake Care Services Service Room Bed Ward Unit"
+        "Logout Registration Intake Care Services Service Room Bed Ward Unit Instructions Instruction "
+        "Education Information Teaching Safety Transport Transfer Belongings Consent Preferences Portal "
+        "Reports Reported States Stated Denies Denied Tolerated Tolerating Ambulated Ambulating Resting "
+        "Remains Remained Alert Oriented Stable Requested Requests Refused Refuses Verbalized Verbalizes "
+        "Appears Appeared Complains Complained Given Placed Transferred Discharged Assisted Encouraged "
+        "Voided Ate Slept Sleeping Awake Medicated Repositioned Turned Educated Instructed Informed "
+        "Agrees Agreed Continues Continued Received Returned Left Arrived Family Visitors Weight Height "
+        "Vitals Position Pain Comfort Diet Activity Tele Monitor Sitter Satisfaction Experience Access "
+        "Identification Demographics Class Type Location Level Acuity Flow Safe Fall Falls Ready Now "
+        "Today Tomorrow Yesterday Home Hospital Clinic Center Emergency Medical Health Physician Physicians "
+        "Doctor Doctors Nurse Nurses Provider Providers Surgeon Resident Staff Team Attending Note"
     )
     + r"(?![A-Za-z]))"
 )
@@ -121,6 +140,42 @@ NAME_VALUE = (
     + _INITIAL
     + r")){0,4}"
 )
+# Departments, places and services that read like a capitalised name after "seen by", "report for".
+_NOT_A_PERSON_WORD = (
+    r"(?!"
+    + _word_alternation(
+        "Cardiology Radiology Oncology Neurology Nephrology Urology Dermatology Pathology Pharmacy Nursing "
+        "Surgery Surgical Orthopedics Orthopaedics Pediatrics Psychiatry Psychology Obstetrics Gynecology "
+        "Anesthesia Anesthesiology Hematology Endocrinology Gastroenterology Pulmonology Rheumatology "
+        "Ophthalmology Otolaryngology Physical Occupational Speech Respiratory Social Case Palliative "
+        "Hospice Internal Family General Primary Urgent Emergency Intensive Critical Care Team Teams Staff "
+        "Service Services Department Dept Clinic Clinics Center Centre Hospital Medical Health Unit Ward "
+        "Lab Laboratory Imaging Therapy Therapist Nurse Nurses Provider Providers Doctor Physician "
+        "Attending Resident Residents Fellow Consult Consultant Specialist Admissions Registration Billing "
+        "Insurance The This That Our Your His Her Their All Both Each Same Patient Pt ER ED ICU OR PACU "
+        "North South East West Main County City State University Saint St Mount Mt General"
+    )
+    + r"(?![A-Za-z]))"
+)
+_PERSON_WORD = _NOT_A_PERSON_WORD + _NAMEWORD
+#: Two to four capitalised words (or ``LAST, FIRST``), none of them a department or place word.
+VERB_NAME_VALUE = (
+    _PERSON_WORD
+    + r"(?:(?:[ \t]+|,[ \t]?)"
+    + _PARTICLE
+    + r"?(?:"
+    + _INITIAL
+    + r"[ \t]+)?"
+    + _PERSON_WORD
+    + r"){1,3}"
+    + r"|[A-Z][A-Z'-]+,?[ \t]+(?:[A-Z]\.?[ \t]+)?[A-Z][A-Z'-]+(?:[ \t]+[A-Z][A-Z'-]+)?(?![A-Za-z])"
+)
+#: After a role word a name starts with a word of three letters or more, a short word then another
+#: capitalised one, or an initial: "Pt: Dp palpable" and "Patient A&Ox4" are abbreviations.
+ROLE_NAME_VALUE = (
+    f"(?=[{_UP}][{_LO}]{{2}}|[{_UP}][{_LO}]?[ \t,]+[{_UP}]|[A-Z]\\.)(?:[A-Z]\\.[ \t]+(?=[{_UP}]))?"
+    + NAME_VALUE
+)
 NAME_VALUE_CAPS = r"[A-Z][A-Z'-]+(?:(?:[ \t]+|,[ \t]?)[A-Z][A-Z'.-]*){0,4}(?![a-z])"
 
 _MONTH = (
@@ -131,7 +186,7 @@ DATE_VALUE = (
     r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{8}"
     r"|(?i:" + _MONTH + r")\.?[ \t]+\d{1,2}(?:st|nd|rd|th)?,?[ \t]+\d{4}"
     r"|\d{1,2}(?:st|nd|rd|th)?[ \t-](?i:" + _MONTH + r")\.?,?[ \t-]\d{2,4})"
-    r"(?![\w:/.-]|[ T]\d{1,2}:\d{2})"
+    r"(?![\w:/-]|\.\w|[ T]\d{1,2}:\d{2})"
 )
 ID_VALUE = r"(?=[A-Za-z/-]{0,40}\d)[A-Za-z0-9][A-Za-z0-9/-]{2,63}(?![A-Za-z0-9])"
 SSN_VALUE = r"(?:\d{3}[- ]\d{2}[- ]\d{4}|\d{9})(?![\w-])"
@@ -159,6 +214,8 @@ URL_ID_VALUE = r"(?=[A-Za-z._~%-]{0,40}\d)[A-Za-z0-9._~%-]{3,64}"
 RUN_VALUE = r"[^\s,;&#\"'<>(){}\[\]|]{1,256}"
 RUN_TAIL = r"[^\s,;&#\"'<>(){}\[\]|]*"
 QUOTED_VALUE = r"\"(?P<{g}q>[^\"\n]{{1,256}})\"|'(?P<{g}s>[^'\n]{{1,256}})'"
+# A person's name in quotes holds no "/" and no digit ("HTTP/1.1 200 OK" after "/patient" is none).
+QUOTED_NAME = r"\"(?P<{g}q>[^\"\n/0-9]{{1,128}})\"|'(?P<{g}s>[^'\n/0-9]{{1,128}})'"
 
 # ------------------------------------------------------------------ labels
 
@@ -172,7 +229,9 @@ class LabelRule:
     ``stems`` are the lower-case words a label of this rule starts with (the trie looks for
     them); ``eq_run`` lets ``label=anything`` through (query strings, ``key=value`` logs);
     ``snake_ok`` says whether the label may follow ``_``/``.``/``-`` after a word that is not
-    person-related (``patient_mrn`` and ``x_mrn`` are MRNs; ``service_name`` is no name).
+    person-related (``patient_mrn`` and ``x_mrn`` are MRNs; ``service_name`` is no name);
+    ``connectors`` lets ``is``/``of``/``on``/``at``/``to`` stand between label and value (``DOB is``,
+    ``admitted on``); names go without them, so ``Pt on Heparin`` names no one.
     """
 
     kind: str
@@ -181,6 +240,7 @@ class LabelRule:
     value: str
     eq_run: bool = True
     snake_ok: bool = True
+    connectors: bool = True
 
 
 LABEL_RULES: tuple[LabelRule, ...] = (
@@ -225,37 +285,59 @@ LABEL_RULES: tuple[LabelRule, ...] = (
     ),
     LabelRule(
         "NAME",
-        (
-            "patient",
-            "pt",
-            "spouse",
-            "mother",
-            "father",
-            "guardian",
-            "guarantor",
-            "subscriber",
-            "insured",
-            "next",
-            "nextofkin",
-            "nok",
-            "emergency",
-            "attending",
-            "referring",
-            "physician",
-            "doctor",
-            "son",
-            "daughter",
-            "wife",
-            "husband",
-            "parent",
-            "sibling",
-            "caregiver",
-            "relative",
-        ),
-        r"(?:patient|pt\.?|spouse|mother|father|guardian|guarantor|subscriber|insured"
-        r"|next[ _-]?of[ _-]?kin|nok|emergency[ _-]?contact|attending|referring|physician|doctor"
-        r"|son|daughter|wife|husband|parent|sibling|caregiver|relative)",
-        NAME_VALUE,
+        vocabulary.phrase_stems(vocabulary.PERSON_ROLES),
+        r"(?:pt\.|" + vocabulary.phrase_regex(vocabulary.PERSON_ROLES) + ")",
+        ROLE_NAME_VALUE,
+        snake_ok=False,
+        connectors=False,
+    ),
+    # No label, but a verb that only ever takes a person: "caller Maria Lopez", "seen by Peter
+    # Parker". Two capitalised words at least, none a department or a place ("seen by Cardiology").
+    LabelRule(
+        "NAME",
+        vocabulary.phrase_stems(vocabulary.PERSON_VERBS),
+        vocabulary.phrase_regex(vocabulary.PERSON_VERBS, r"[ \t]+"),
+        VERB_NAME_VALUE,
+        eq_run=False,
+        snake_ok=False,
+        connectors=False,
+    ),
+    # A greeting before a name and a comma: "Hi Freddy,", "Dear Ms Roe," (not "Dear Team,").
+    LabelRule(
+        "NAME",
+        ("hi", "hello", "dear"),
+        r"(?:hi|hello|dear)",
+        _PERSON_WORD + r"(?:[ \t]+" + _PERSON_WORD + r"){0,2}(?=,)",
+        eq_run=False,
+        snake_ok=False,
+        connectors=False,
+    ),
+    # "dr." and "DR." (the case-sensitive title rule takes "Dr. Smith" with or without the dot).
+    LabelRule(
+        "NAME",
+        # Not "ms": a stem that common would run this rule after every duration ("894 ms").
+        ("dr", "mr", "mrs"),
+        r"(?:dr|mrs?)\.",
+        NAME_VALUE + "|" + NAME_VALUE_CAPS,
+        eq_run=False,
+        snake_ok=False,
+    ),
+    # Military and post-office-box addresses: PSC 4095, Box 8316; Unit 8505 Box 9220.
+    LabelRule(
+        "ADDRESS",
+        ("psc", "cmr", "unit"),
+        r"(?:psc|cmr|unit)",
+        r"\d{3,5},?[ \t]+(?i:box)[ \t]+\d{3,5}(?![\w-])",
+        eq_run=False,
+        snake_ok=False,
+    ),
+    # "MRN 12345 merged into 67890": the second number is the same patient's.
+    LabelRule(
+        "MRN",
+        ("merged", "merge"),
+        r"merged?[ \t]+(?:(?:in)?to|with)",
+        ID_VALUE,
+        eq_run=False,
         snake_ok=False,
     ),
     LabelRule(
@@ -292,7 +374,7 @@ LABEL_RULES: tuple[LabelRule, ...] = (
         + _NUM
         + r"|mr"
         + _NUM
-        + r")",
+        + r"?)",
         ID_VALUE,
     ),
     LabelRule(
@@ -363,7 +445,7 @@ LABEL_RULES: tuple[LabelRule, ...] = (
             "bank",
             "routing",
         ),
-        r"(?:(?:bank[ _.-]?)?account" + _NUM + r"?|acct" + _NUM + r"?|(?:billing|invoice|encounter"
+        r"(?:(?:bank[ _.-]?)?account" + _NUM + r"?|acct" + _NUM + r"?|card|(?:billing|invoice|encounter"
         r"|visit|claim|card|routing)"
         + _NUM
         + r"|fin|csn|har|credit[ _.-]?card(?:"
@@ -438,14 +520,41 @@ LABEL_RULES: tuple[LabelRule, ...] = (
             "procedure",
             "dod",
             "expired",
+            "record",
+            "doa",
+            "dos",
+            "dd",
+            "dv",
+            "dictated",
+            "transcribed",
+            "signed",
+            "seen",
         ),
-        r"(?:admit(?:ted)?(?:[ _.-]?(?:date|dt))?|admission(?:[ _.-]?(?:date|dt))?"
+        r"(?:record[ _.-]?date|doa|dos|dd|dv|(?:dictated|transcribed|signed|seen)[ _.-]?(?:on|date)"
+        r"|admit(?:ted)?(?:[ _.-]?(?:date|dt))?|admission(?:[ _.-]?(?:date|dt))?"
         r"|discharged?(?:[ _.-]?(?:date|dt))?|death(?:[ _.-]?date)?|died|deceased|expired|dod"
         r"|date[ _.-]?of[ _.-]?(?:death|service|admission|discharge|surgery|procedure|visit)"
         r"|appointment(?:[ _.-]?date)?|appt(?:[ _.-]?date)?|(?:visit|service|surgery|procedure)[ _.-]?date)",
         DATE_VALUE,
     ),
     LabelRule("FAX", ("fax", "faxnumber", "faxno"), r"(?:fax" + _NUM + r"?)", PHONE_VALUE),
+    # Pagers and extensions are short internal numbers: four digits or more after the label.
+    LabelRule(
+        "PHONE",
+        ("pager", "beeper", "ext", "extension", "bleep"),
+        r"(?:pager|beeper|bleep|ext\.?|extension)(?:[ _.-]?(?:number|num|no\.?|#))?",
+        r"\d{4,10}(?![\w-])",
+    ),
+    # Clinicians' names after their role and a colon may be in capitals ("Attending: YBARRA").
+    LabelRule(
+        "NAME",
+        ("attending", "pcp", "physician", "surgeon", "provider", "referring", "doctor", "resident"),
+        r"(?:attending|pcp|physician|surgeon|provider|referring|doctor|resident)(?=[ \t]*:)",
+        NAME_VALUE_CAPS,
+        eq_run=False,
+        snake_ok=False,
+        connectors=False,
+    ),
     LabelRule(
         "PHONE",
         (
@@ -555,6 +664,10 @@ LABEL_RULES: tuple[LabelRule, ...] = (
     ),
 )
 
+#: Degrees that follow a signed name in clinical notes ("Mike Ivan, MD"): stems without a rule,
+#: so the stem trie sends such a line to the full rules (where the note rules look for the name).
+NOTE_HINT_STEMS = ("md", "m.d", "rn", "np", "d.o", "phd", "ph.d", "pa-c")
+
 #: Words that may precede a label joined by ``_``/``.``/``-`` for labels that would otherwise be
 #: too common as suffixes (``patient_name`` yes, ``service_name`` no; ``home_address`` yes,
 #: ``server_address`` no).
@@ -617,7 +730,8 @@ PERSON_WORDS = frozenset(
 # The separator between a label and its value: ``MRN: x``, ``mrn=x``, ``"mrn": "x"``, ``DOB is x``,
 # ``admitted on x``, ``Social security number x``.
 SEP_EQ = r"[\"']?[ \t]*=[ \t]*"
-SEP_OTHER = r"[\"']?(?:[ \t]*[:#][ \t]*|[ \t]+(?:(?:is|was|of|on|at|to|=)[ \t]+){0,2})"
+SEP_OTHER = r"[\"']?(?:[ \t]*[:#?][ \t]*(?:\r?\n[ \t]*)?|[ \t]+(?:(?:is|was|of|on|at|to|=)[ \t]+){0,2})"
+SEP_NAME = r"[\"']?(?:[ \t]*[:#][ \t]*(?:\r?\n[ \t]*)?|[ \t]+(?:(?:is|was|=)[ \t]+)?)"
 
 
 # What every separator before a quoted value starts with: "patient Sarah" skips the quoted
@@ -631,7 +745,7 @@ def label_rule_source(rule: LabelRule, index: int, label: str | None = None) -> 
     ``label`` replaces ``rule.label`` by an equivalent narrowed for one stem (see ``prune``).
     """
     g = f"v{index}"
-    quoted = QUOTED_VALUE.format(g=g)
+    quoted = (QUOTED_VALUE if rule.connectors else QUOTED_NAME).format(g=g)
     after_eq = f"(?P<{g}t>(?:{rule.value}){RUN_TAIL})"
     if rule.eq_run:
         after_eq += f"|(?P<{g}r>{RUN_VALUE})"
@@ -644,7 +758,7 @@ def label_rule_source(rule: LabelRule, index: int, label: str | None = None) -> 
         source = (
             f"{label}(?![A-Za-z0-9])"
             f"(?:{_QUOTE_AHEAD}(?:{SEP_EQ}|{SEP_OTHER}[\"']?)(?:{quoted})|{SEP_EQ}(?:{after_eq})"
-            f"|{SEP_OTHER}(?P<{g}u>{rule.value}))"
+            f"|{SEP_OTHER if rule.connectors else SEP_NAME}(?P<{g}u>{rule.value}))"
         )
     return source
 
@@ -684,9 +798,25 @@ _H4 = _HEX + "{1,4}"
 #: before four octets): it changes no match, but rejects the common number in a few steps.
 VALUE_RULES: tuple[tuple[str, str], ...] = (
     ("SSN", r"\d{3}-\d{2}-\d{4}(?![\w-])"),
+    ("SSN", r"\d{3}\.\d{2}\.\d{4}(?![\w-]|\.\d)"),
     ("ACCOUNT", r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{4}(?:[ -]\d{3})?(?![\w-])"),  # card numbers
-    ("PHONE", r"(?:\+?1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])"),
-    ("PHONE", r"\+[2-9]\d{0,2}(?:[ .-]\(?\d{1,4}\)?){2,5}(?![\w-])"),
+    # Card numbers written without spaces: an issuer's first digit and a valid Luhn check digit
+    # (checked when applied), so epoch milliseconds and order numbers stay.
+    (
+        "ACCOUNT",
+        r"(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2[2-7]\d{14}|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11}"
+        r"|6(?:011|5\d\d)\d{12})(?![\w-])",
+    ),
+    # North American numbers, also dialled from abroad (001-...) or with an extension (x036).
+    (
+        "PHONE",
+        r"(?:00\d{1,3}[ .-]|\+?1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+        r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,5})?(?![\w-])",
+    ),
+    ("PHONE", r"\+[2-9]\d{0,2}(?:[ .-]?\(0\)\d{1,5})?(?:(?:[ .-]\(?\d{1,8}\)?){2,5}|\d{6,12})(?![\w-])"),
+    # National numbers with a trunk 0: (08) 8747 6301, 0680 298 70 63, 082 490 1693.
+    ("PHONE", r"(?:\(0\d{1,4}\)[ ]?\d{3,4}[ ]?\d{3,4}|0\d{2,3}(?:[ ]\d{2,4}){2,3})(?![\w-])"),
+    ("PHONE", r"1[3-9]\d{9}(?![\w-])"),  # Chinese mobile numbers
     ("IP", r"(?=\d{1,3}\.\d)" + _OCTET + r"(?:\." + _OCTET + r"){3}(?!\.?\d)(?!\w)"),
     (
         "ADDRESS",
@@ -746,7 +876,7 @@ IPV6_RULE = VALUE_RULES[-1][1]
 #: a phone number. ``200 in``, ``1.53 ms``, ``v2``, ``3 retries`` fail here, before the rules.
 _DIGIT_VALUE_AHEAD = (
     r"(?<=[A-Z]{2}[ \t])\d{5}|\d{3,4}[ .-]\d|\d{1,3}\.\d{1,3}\.\d|\d{1,6}[A-Za-z]?[ \t]+[A-Z]"
-    r"|1[ .-]?(?:\(|\d{3}[ .-]\d)"
+    r"|1[ .-]?(?:\(|\d{3}[ .-]\d)|[1-6]\d{10}"
 )
 VALUE_SCAN = (
     r"[^a-zA-Z0-9_.+\]-](?=[0-9(+DMP])(?=(?:(?=[(+]|"
@@ -760,7 +890,7 @@ VALUE_SCAN = (
 #: Value matches starting where one of these starts are left alone (durations, versions).
 SOFT_AT = re.compile(
     r"\d+(?:\.\d+)?[ ]?(?:ns|us|µs|ms|s|sec|secs|seconds|min|mins|minutes|h|hrs|hours)(?!\w)"
-    r"|(?!\d{3}\.\d{3}\.\d{4}(?!\d))\d{1,4}\.\d{1,4}\.\d{1,6}(?:[-+][0-9A-Za-z.]+)?(?!\.?\d)"
+    r"|(?!\d{3}\.\d{3}\.\d{4}(?!\d)|\d{3}\.\d{2}\.\d{4}(?!\d))\d{1,4}\.\d{1,4}\.\d{1,6}(?:[-+][0-9A-Za-z.]+)?(?!\.?\d)"
 )
 #: ... and value matches right after one of these labels (``status=200``, ``correlation_id=...``).
 SOFT_LABELS = (
@@ -795,234 +925,8 @@ SOFT_LABELS = (
 
 _KEY_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
-_KEY_EXACT: dict[str, str] = {}
-
-
-def _keys(kind: str, *names: str) -> None:
-    for name in names:
-        _KEY_EXACT[name] = kind
-
-
-_keys(
-    "NAME",
-    "name",
-    "names",
-    "fullname",
-    "firstname",
-    "lastname",
-    "givenname",
-    "familyname",
-    "middlename",
-    "maidenname",
-    "surname",
-    "forename",
-    "legalname",
-    "preferredname",
-    "patient",
-    "patientname",
-    "nok",
-    "nextofkin",
-    "spouse",
-    "guarantor",
-    "subscribername",
-    "insuredname",
-    "mothersmaidenname",
-)
-_keys(
-    "SSN", "ssn", "socialsecurity", "socialsecuritynumber", "socialsecurityno", "sin", "taxid", "tin", "itin"
-)
-_keys(
-    "MRN",
-    "mrn",
-    "medicalrecord",
-    "medicalrecordnumber",
-    "medicalrecordno",
-    "patientid",
-    "patientidentifier",
-    "patientnumber",
-    "patientno",
-    "chartnumber",
-    "chartno",
-    "chartid",
-    "empi",
-    "recordnumber",
-)
-_keys("DOB", "dob", "dateofbirth", "birthdate", "birthday", "born", "bornon", "bday")
-_keys(
-    "DATE",
-    "admitdate",
-    "admissiondate",
-    "admitted",
-    "dischargedate",
-    "discharged",
-    "deathdate",
-    "dateofdeath",
-    "died",
-    "dod",
-    "deceaseddate",
-    "dateofservice",
-    "servicedate",
-    "visitdate",
-    "appointmentdate",
-    "surgerydate",
-    "proceduredate",
-)
-_keys("EMAIL", "email", "emailaddress", "mail", "emailaddr")
-_keys(
-    "PHONE",
-    "phone",
-    "phonenumber",
-    "phoneno",
-    "telephone",
-    "tel",
-    "mobile",
-    "mobilenumber",
-    "cell",
-    "cellphone",
-    "pager",
-    "contactnumber",
-    "homephone",
-    "workphone",
-    "sms",
-)
-_keys("FAX", "fax", "faxnumber", "faxno")
-_keys(
-    "ADDRESS",
-    "address",
-    "streetaddress",
-    "street",
-    "addressline",
-    "addressline1",
-    "addressline2",
-    "addr",
-    "addr1",
-    "addr2",
-    "city",
-    "town",
-    "county",
-    "residence",
-    "homeaddress",
-    "mailingaddress",
-)
-_keys("ZIP", "zip", "zipcode", "postalcode", "postcode", "zip4")
-_keys(
-    "IP",
-    "ip",
-    "ipaddress",
-    "clientip",
-    "remoteip",
-    "remoteaddr",
-    "remoteaddress",
-    "clientaddress",
-    "peeraddress",
-    "sourceaddress",
-    "sourceip",
-    "xforwardedfor",
-    "forwardedfor",
-    "realip",
-    "xrealip",
-)
-_keys(
-    "ACCOUNT",
-    "account",
-    "accountnumber",
-    "accountno",
-    "accountid",
-    "acct",
-    "acctnumber",
-    "acctno",
-    "billingaccount",
-    "encounternumber",
-    "visitnumber",
-    "claimnumber",
-    "claimid",
-    "fin",
-    "csn",
-    "cardnumber",
-    "creditcard",
-    "ccnumber",
-    "iban",
-    "bankaccount",
-)
-_keys(
-    "PLAN_ID",
-    "memberid",
-    "membernumber",
-    "memberno",
-    "policynumber",
-    "policyno",
-    "policyid",
-    "beneficiaryid",
-    "beneficiarynumber",
-    "subscriberid",
-    "subscribernumber",
-    "insuranceid",
-    "insurancenumber",
-    "healthplanid",
-    "planbeneficiarynumber",
-    "medicareid",
-    "medicarenumber",
-    "medicaidid",
-    "medicaidnumber",
-    "mbi",
-    "hicn",
-    "groupnumber",
-)
-_keys(
-    "LICENSE",
-    "license",
-    "licence",
-    "licensenumber",
-    "licencenumber",
-    "driverslicense",
-    "driverlicense",
-    "dl",
-    "dlnumber",
-    "certificatenumber",
-    "passport",
-    "passportnumber",
-)
-_keys(
-    "DEVICE",
-    "deviceid",
-    "deviceserial",
-    "serialnumber",
-    "serial",
-    "sn",
-    "udi",
-    "imei",
-    "meid",
-    "macaddress",
-    "mac",
-    "implantid",
-    "implantserial",
-)
-_keys("VEHICLE", "vin", "vehicleid", "licenseplate", "licenceplate", "plate", "platenumber")
-_keys(
-    "BIOMETRIC",
-    "fingerprint",
-    "voiceprint",
-    "retinascan",
-    "irisscan",
-    "faceid",
-    "biometric",
-    "biometricid",
-    "biometrichash",
-    "biometrictemplate",
-)
-_keys(
-    "PHOTO",
-    "photo",
-    "photourl",
-    "photograph",
-    "faceimage",
-    "headshot",
-    "portrait",
-    "profilephoto",
-    "profilepicture",
-    "avatar",
-    "picture",
-)
+#: Normalised key -> kind, from the one vocabulary (every person role is a NAME key too).
+_KEY_EXACT: dict[str, str] = vocabulary.key_phrases()
 
 # Suffixes that name a PHI field whatever comes before (``home_phone``, ``guarantor_ssn``).
 _KEY_SUFFIX = {

@@ -95,9 +95,38 @@ BODY_CASES: dict[str, tuple[str, str]] = {
         "MSH|^~\\&|LUMEN_MEDIA|LUMEN|RIS|HOSP|202607041242||ADT^A01|MSG166344|P|2.5.1\r\n"
         "PID|1|[REDACTED:HL7_PID]\r\n"
         "NK1|1|[REDACTED:HL7_NK1]\r\n"
-        "PV1|1|I|W^389^1||||[REDACTED:NAME]|[REDACTED:NAME]|[REDACTED:NAME]||||||||||V100\r\n"
+        "PV1|1|I|W^389^1||||[REDACTED:NAME]|[REDACTED:NAME]|[REDACTED:NAME]||||||||||[REDACTED:ACCOUNT]\r\n"
         "IN1|1|GOLD|IC123|Acme Health|[REDACTED:HL7_IN1]\r\n"
         "OBX|1|TX|18782-3^Radiology Study observation^LN||No acute cardiopulmonary process.||||||F",
+    ),
+    # Shapes the outside corpus (HL7 libraries' test messages, de-identification notes) showed.
+    "hl7_z_segment": (
+        "MSH|^~\\&|ZAPP|B|C|D|202604201239||ADT^A08|MSG998198|P|2.5.1\rZPI|1|Smith^John^Q|12345678^^^HOSP^MR",
+        "MSH|^~\\&|ZAPP|B|C|D|202604201239||ADT^A08|MSG998198|P|2.5.1\rZPI|1|[REDACTED:HL7_Z]",
+    ),
+    "hl7_clinician_fields": (
+        "MSH|^~\\&|OAPP|B|C|D|202604201239||ORM^O01|MSG998199|P|2.5.1\r"
+        "ORC|RE|ORD1||||||||5555^Entered^Eve|6666^Verified^Vic|7777^Ordering^Oscar\r"
+        "OBR|1|ORD1|ACC1|71250^CT^CPT|||20260101|||||||||8888^Order^Olivia||||||||||||||||9999&Reader&Rick",
+        "MSH|^~\\&|OAPP|B|C|D|202604201239||ORM^O01|MSG998199|P|2.5.1\r"
+        "ORC|RE|ORD1||||||||[REDACTED:NAME]|[REDACTED:NAME]|[REDACTED:NAME]\r"
+        "OBR|1|ORD1|ACC1|71250^CT^CPT|||20260101|||||||||[REDACTED:NAME]||||||||||||||||[REDACTED:NAME]",
+    ),
+    "hl7_coded_text_is_no_name": (
+        "MSH|^~\\&|XAPP|B|C|D|202604201239||ORU^R01|MSG998200|P|2.5.1\rOBX|1|NM|21612-7^Reported Patient Age^LN||05|mo",  # noqa: E501 - sample data
+        "MSH|^~\\&|XAPP|B|C|D|202604201239||ORU^R01|MSG998200|P|2.5.1\rOBX|1|NM|21612-7^Reported Patient Age^LN||05|mo",  # noqa: E501 - sample data
+    ),
+    "note_signature_and_dates": (
+        "Record date: 2069-04-07. Attending: YBARRA. Mike Ivan, MD, pager 84710",
+        "Record date: [REDACTED:DATE]. Attending: [REDACTED:NAME]. [REDACTED:NAME], MD, pager [REDACTED:PHONE]",  # noqa: E501 - sample data
+    ),
+    "dotted_ssn_bare_card_world_phones": (
+        "Intake: SSN 109.99.6000, paid with 4111111111111111, call +5511987654321 or 13812345678",
+        "Intake: SSN [REDACTED:SSN], paid with [REDACTED:ACCOUNT], call [REDACTED:PHONE] or [REDACTED:PHONE]",
+    ),
+    "relatives_and_callers": (
+        "Consent: guardian: Jane Doe; caller Maria Lopez asked for records for Anna Kowalski",
+        "Consent: guardian: [REDACTED:NAME]; caller [REDACTED:NAME] asked for records for [REDACTED:NAME]",
     ),
     "hl7_cr_only": (
         "MSH|^~\\&|A|B|C|D|202604201239||ADT^A08|MSG998197|P|2.5.1\rPID|1||91556692^^^HOSP^MR||Arias^Alexander",
@@ -113,6 +142,8 @@ UNTOUCHED = [
     "Scheduled job started at 2026-11-26T10:41:00Z",
     "GET /api/v2/studies/1234/series 200 version 3.12.1 from pod lumen-media-5d9f7c",
     "Patient record updated by scheduler",
+    "Pt on Heparin drip; Not reviewed by Attending Physician; seen by Cardiology",
+    "OID 2.16.840.1.113883.19 bound to 0.0.0.0, epoch 1733600000000 ms",
 ]
 
 CORRELATION_ID = "3b241101-e2bb-4255-8caf-4136c566a962"
@@ -134,6 +165,8 @@ PHI_EXTRAS: dict[str, Any] = {
     "function_name": "update_exam",
     "guarantor_name": "[REDACTED:NAME]",
     "member_id": "plan_id:0123456789ab",
+    "guardian": "Jane Doe",
+    "card_number": "4111111111111111",
 }
 
 
@@ -242,6 +275,8 @@ class TestPHIInAttributes:
             "function_name": "update_exam",
             "guarantor_name": "[REDACTED:NAME]",
             "member_id": "plan_id:0123456789ab",
+            "guardian": "****",
+            "card_number": "****",
         } == attributes
         assert trace_id == record.trace_id
 
