@@ -335,3 +335,24 @@ class TestDjangosMailAdmins:
             ("django.request", "Internal Server Error: /exams"),
             ("django.server", '"POST /exams HTTP/1.1" 500 145'),
         ] == [(line["logger"], line["message"]) for line in lines]
+
+
+class TestValuesFoundOnceAreMaskedEverywhere:
+    def test_a_phi_key_value_is_masked_in_the_message_and_the_exception(self, log_dir: Path) -> None:
+        """The MRN under ``mrn`` in ``extra`` also goes from the message and the exception that
+        repeat it unlabelled; a name labelled in the message goes from the exception text too."""
+        logger = logging.getLogger("app.merge")
+        try:
+            raise LookupError("no chart for 97727665 (Okafor)")
+        except LookupError:
+            logger.exception("merge failed for patient Okafor: 97727665", extra={"mrn": "97727665"})
+        handle = lumen_otel.configure_logging()
+        handle.force_flush()
+        (record,) = [json.loads(line) for line in (log_dir / "unit.log").read_text().splitlines()]
+        assert (
+            "merge failed for patient [REDACTED:NAME]: [REDACTED:MRN]",
+            "[REDACTED:MRN]",
+            "no chart for [REDACTED:MRN] ([REDACTED:NAME])",
+        ) == (record["message"], record["mrn"], record["exception"]["message"])
+        assert "97727665" not in record["exception"]["stacktrace"]
+        assert "Okafor" not in record["exception"]["stacktrace"]

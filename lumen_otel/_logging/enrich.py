@@ -337,6 +337,17 @@ class Enricher:
         self._count(part)
         return self.redactor.redact_text(head) + truncation_marker(cut)
 
+    def _cut(self, text: str, part: str) -> tuple[str, str]:
+        """``(head, marker)``: ``text`` cut to the limit, unredacted, and the marker to add after
+        its redacted head (``""`` when it fits)."""
+        if len(text) <= self._fits:
+            return text, ""
+        head, cut = truncate(text, self.max_field_bytes)
+        if not cut:
+            return text, ""
+        self._count(part)
+        return head, truncation_marker(cut)
+
     def _count(self, part: str, fields: int = 1) -> None:
         count = self.count_truncated
         if count is not None:
@@ -389,9 +400,36 @@ class Enricher:
                 if finished is not None:
                     record.correlation_id, record.trace_id, record.span_id, record.trace_flags = finished
 
-        redact_text = self.redactor.redact_text
-        message = _safe_message(record)
-        message = redact_text(message) if len(message) <= self._fits else self._capped(message, "message")
+        message, message_cut = self._cut(_safe_message(record), "message")
+        if extras:
+            primitive = _all_primitive(extras)
+            if not primitive:
+                extras = sanitize(extras)
+            extras = self._capped_extras(extras, primitive)
+        exc_info = record.exc_info
+        exception: dict[str, Any] | None = None
+        if exc_info and exc_info[0] is not None:
+            exc_type, exc_value, tb = exc_info
+            try:
+                stack = "".join(traceback.format_exception(exc_type, exc_value, tb))
+            except Exception:  # noqa: BLE001
+                stack = f"{exc_type!r} (traceback unavailable)"
+            exc_message, exc_message_cut = self._cut(_safe_str(exc_value), "exception")
+            stack, stack_cut = self._cut(stack, "stack")
+            exception = {"type": getattr(exc_type, "__qualname__", str(exc_type))}
+        if extras or exception is not None:
+            # redacted together: a value found in one (a PHI key's value, a labelled name, an HL7
+            # field) is masked wherever else it appears in the record
+            texts: tuple[str, ...] = (exc_message, stack) if exception is not None else ()
+            message, redacted_extras, texts = self.redactor.redact_record(message, extras or {}, *texts)
+            if extras:
+                extras = redacted_extras
+            if exception is not None:
+                exception["message"] = texts[0] + exc_message_cut
+                exception["stacktrace"] = texts[1] + stack_cut
+        else:
+            message = self.redactor.redact_text(message)
+        message += message_cut
         if record.name in _PATH_LOGGERS and "/" in message:
             path = scrubber_for(self.redactor).path
             message = _MESSAGE_PATH.sub(lambda m: path(m.group()), message)
@@ -400,27 +438,12 @@ class Enricher:
         record.message = message
 
         if extras:
-            primitive = _all_primitive(extras)
-            if not primitive:
-                extras = sanitize(extras)
-            extras = self.redactor.redact_mapping(self._capped_extras(extras, primitive))
             extras = redact_keys(extras, self.redactor, fields)  # PHI in key names, at any depth
             fields.update(extras)  # other handlers on the record see redacted values too
         record.lumen_extra = extras
 
-        record.lumen_exception = None
-        if record.exc_info and record.exc_info[0] is not None:
-            exc_type, exc_value, tb = record.exc_info
-            try:
-                stack = "".join(traceback.format_exception(exc_type, exc_value, tb))
-            except Exception:  # noqa: BLE001
-                stack = f"{exc_type!r} (traceback unavailable)"
-            exception = {
-                "type": getattr(exc_type, "__qualname__", str(exc_type)),
-                "message": self._capped(_safe_str(exc_value), "exception"),
-                "stacktrace": self._capped(stack, "stack"),
-            }
-            record.lumen_exception = exception
+        record.lumen_exception = exception
+        if exception is not None:
             record.exc_text = exception["stacktrace"]
             record.exc_info = None  # nobody downstream re-formats the unredacted exception
         elif record.exc_text:
