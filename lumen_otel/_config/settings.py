@@ -68,6 +68,12 @@ def _choice(*choices: str, aliases: Mapping[str, str] | None = None) -> Callable
     return parse
 
 
+def _native_mode(name: str, raw: str) -> str:
+    from lumen_otel._native import checked_mode  # it reads this table when it loads
+
+    return checked_mode(name, raw)
+
+
 def _level(name: str, raw: str) -> str:
     value = raw.strip().upper()
     value = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(value, value)
@@ -536,6 +542,18 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Keep FastAPI's per-message `http send`/`receive` spans (they halve throughput).",
     ),
     Parameter(
+        "http_server_metrics",
+        ("LUMEN_HTTP_SERVER_METRICS",),
+        False,
+        _bool,
+        "boolean",
+        "Record the HTTP server instrumentations' own metrics in the process (`http.server.duration`, "
+        "`http.server.request.duration`, `http.server.active_requests`, request and response sizes). "
+        "Off: the collector's `span_metrics` connector derives request rate, errors and duration by "
+        "route, method and status from the server spans (sampled requests only); turn on to export "
+        "them from the service as well, e.g. without lumen's collector or with sampling below 1.",
+    ),
+    Parameter(
         "shutdown_timeout",
         ("LUMEN_SHUTDOWN_TIMEOUT",),
         5.0,
@@ -598,6 +616,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         "a regex or a JSON array of regexes",
         "More value patterns to redact.",
         default_doc="none",
+    ),
+    Parameter(
+        "native",
+        ("LUMEN_NATIVE",),
+        "auto",
+        _native_mode,
+        "`auto`, `0`, `1`",
+        "The native accelerator (`pip install ./native`): `auto` uses it when installed at "
+        "lumen-otel's version, `0` never (the Python path), `1` requires it (start-up fails without "
+        "it). Read when lumen-otel is imported; `lumen-otel doctor` shows which path is active.",
     ),
 )
 
@@ -685,6 +713,7 @@ class Settings:
     metric_export_interval_ms: int
     metric_export_timeout_ms: int
     fastapi_internal_spans: bool
+    http_server_metrics: bool
     shutdown_timeout: float
     correlation_header: str
     trust_incoming_ids: bool
@@ -692,6 +721,7 @@ class Settings:
     redaction_key: str | None
     redaction_extra_keys: tuple[str, ...]
     redaction_extra_patterns: tuple[str, ...]
+    native: str
     #: field -> "argument", the variable name it came from, or "default"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: problems worth one warning at start-up (not errors)
