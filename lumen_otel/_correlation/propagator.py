@@ -66,7 +66,8 @@ import re
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import baggage, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators import textmap
 from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, TextMapPropagator
@@ -288,6 +289,47 @@ def _without_phi(span_context: SpanContext) -> SpanContext:
     return redact_span_context(span_context, get_default_redactor())
 
 
+class RedactingBaggagePropagator(W3CBaggagePropagator):
+    """W3C baggage without the entries the redactor would flag, on the way in and on the way out.
+
+    Baggage is forwarded on every outgoing call, so an entry a caller filled with PHI
+    (``patient_name=Sarah%20Murphy``, ``ssn=...``) would otherwise travel from service to service;
+    code can also set baggage itself. Values are checked as sent and percent-decoded.
+    """
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = textmap.default_getter,
+    ) -> Context:
+        extracted = super().extract(carrier, context, getter)
+        cleaned = _without_phi_baggage(extracted)
+        return extracted if cleaned is None else cleaned
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = textmap.default_setter,
+    ) -> None:
+        super().inject(carrier, _without_phi_baggage(context), setter)
+
+
+def _without_phi_baggage(context: Context | None) -> Context | None:
+    entries = baggage.get_all(context)
+    if not entries:
+        return context
+    from lumen_otel._redaction import get_default_redactor
+    from lumen_otel._redaction.spans import entry_is_phi
+
+    redactor = get_default_redactor()
+    flagged = [key for key, value in entries.items() if entry_is_phi(redactor, key, str(value))]
+    for key in flagged:
+        context = baggage.remove_baggage(key, context)
+    return context
+
+
 # ---------------------------------------------------------------- installation
 
 
@@ -299,14 +341,13 @@ def install_propagators(header: str, trust_incoming_ids: bool | None = None) -> 
     """
     if os.environ.get("OTEL_PROPAGATORS", "").strip():
         return
-    from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.propagators.composite import CompositePropagator
 
     propagate.set_global_textmap(
         CompositePropagator(
             [
                 RedactingTraceContextPropagator(),
-                W3CBaggagePropagator(),
+                RedactingBaggagePropagator(),
                 CorrelationIdPropagator(header, trust_incoming_ids),
             ]
         )

@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
@@ -56,6 +57,7 @@ __all__ = [
     "URL_ATTRIBUTES",
     "AttributeScrubber",
     "RedactingSpanExporter",
+    "entry_is_phi",
     "redact_key",
     "redact_span",
     "redact_span_context",
@@ -282,11 +284,19 @@ def scrubber_for(redactor: Redactor) -> AttributeScrubber:
     return scrubber
 
 
-def _entry_is_phi(redactor: Redactor, key: str, value: str) -> bool:
-    if redactor.key_kind(key) is not None or redactor.redact_value(value) != value:
+def entry_is_phi(redactor: Redactor, key: str, value: str) -> bool:
+    """True when a ``tracestate`` or ``baggage`` entry names PHI (its key) or carries it (its
+    value, as sent and percent-decoded: ``patient%20Sarah%20Murphy`` is a name too)."""
+    if redactor.key_kind(key) is not None:
         return True
-    pair = f"{key}={value}"  # label rules: "mrn=..." inside a vendor's value
-    return redactor.redact_text(pair) != pair
+    candidates = {value, unquote(value)} if "%" in value else {value}
+    for candidate in candidates:
+        if redactor.redact_value(candidate) != candidate:
+            return True
+        pair = f"{key}={candidate}"  # label rules: "mrn=..." inside a vendor's value
+        if redactor.redact_text(pair) != pair:
+            return True
+    return False
 
 
 def redact_trace_state(trace_state: TraceState, redactor: Redactor) -> TraceState:
@@ -294,7 +304,7 @@ def redact_trace_state(trace_state: TraceState, redactor: Redactor) -> TraceStat
     if not trace_state:
         return trace_state
     items = list(trace_state.items())
-    kept = [(key, value) for key, value in items if not _entry_is_phi(redactor, key, value)]
+    kept = [(key, value) for key, value in items if not entry_is_phi(redactor, key, value)]
     if len(kept) == len(items):
         return trace_state
     return type(trace_state)(kept)  # a subclass may accept keys the API's grammar does not

@@ -66,6 +66,7 @@ class Received:
 
     traceparent: list[str]
     tracestate: list[str]
+    baggage: list[str]
 
     @property
     def trace_id(self) -> str:
@@ -94,6 +95,7 @@ class App:
         return Received(
             [v for k, v in lines if k == "traceparent"],
             [v for k, v in lines if k == "tracestate"],
+            [v for k, v in lines if k == "baggage"],
         )
 
 
@@ -227,3 +229,19 @@ class TestTracestateThroughRealServers:
     def test_member_carrying_phi_is_not_forwarded(self, app: App) -> None:
         received = app.call([_traceparent(), ("tracestate", f"rojo=1,vendor=ssn:{SSN},congo=2")])
         assert ["rojo=1,congo=2"] == received.tracestate
+
+    def test_a_percent_encoded_name_in_a_member_is_not_forwarded(self, app: App) -> None:
+        received = app.call([_traceparent(), ("tracestate", "rojo=1,x=patient%20Sarah%20Murphy")])
+        assert ["rojo=1"] == received.tracestate
+
+
+class TestBaggageThroughRealServers:
+    def test_baggage_entries_carrying_phi_are_not_forwarded_the_others_are(self, app: App) -> None:
+        """A caller's baggage travels on every outgoing call: entries naming or carrying PHI stop here."""
+        received = app.call(
+            [
+                _traceparent(),
+                ("baggage", f"tenant=north,patient_name=Sarah%20Murphy,ssn={SSN},note=ssn%20{SSN},region=eu"),
+            ]
+        )
+        assert ["tenant=north,region=eu"] == received.baggage
