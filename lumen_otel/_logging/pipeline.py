@@ -45,6 +45,7 @@ from lumen_otel._logging.bridge import OtlpBridge
 from lumen_otel._logging.enrich import Enricher
 from lumen_otel._logging.files import SharedRotatingFile
 from lumen_otel._logging.formatters import ColorFormatter, record_to_dict, record_to_json, use_color
+from lumen_otel._logging.uncaught import install_excepthooks
 from lumen_otel._server_patches import patch_logging_config, redact_before_every_handler
 from lumen_otel._state import STATE
 
@@ -601,6 +602,7 @@ def install(pipeline: Pipeline, level: str) -> None:
     patch_logging_config()
     redact_before_every_handler()
     logging.captureWarnings(True)
+    install_excepthooks()
     if previous is not None and previous is not pipeline:
         previous.close(timeout=2.0)
 
