@@ -134,6 +134,15 @@ class TestBadHeadersAreRejected:
         assert parse_correlation_id("123-45-6789") is None
         assert parse_correlation_id("order-123") == "order-123"
 
+    @pytest.mark.parametrize("value", ["MRN97727665", "ssn123456789", "mrn_00123456", "dob-1961-03-04"])
+    def test_a_label_glued_to_its_value_is_rejected(self, value: str) -> None:
+        """The real redactor sees the label and the value once the ID's parts are spaced apart."""
+        assert parse_correlation_id(value) is None
+
+    @pytest.mark.parametrize("value", ["order-123", "req-5f3a9b0c1d2e", "checkout.v2.17", "job:42:retry"])
+    def test_ordinary_ids_with_letters_and_digits_are_kept(self, value: str) -> None:
+        assert value == parse_correlation_id(value)
+
     def test_uuid_is_never_sent_to_the_phi_check(self, ssn_redactor: None) -> None:
         assert parse_correlation_id(UUID_LOWER) == UUID_LOWER
 

@@ -170,11 +170,23 @@ def _shown(value: str) -> str:
     return f"{value[:_SHOWN_CHARS]!a}... ({len(value)} characters)"
 
 
+#: where an ID glues a label to its value (``MRN97727665``, ``patient-97727665``, ``ssn_123456789``)
+_GLUE = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])|[-_.:+=/@]")
+
+
 def _looks_like_phi(value: str) -> bool:
+    """The redactor would change the ID, as it is or with its parts spaced apart: an ID is one
+    token, and the label rules look for a label word, then its value."""
     from lumen_otel._redaction import get_default_redactor
 
     try:
-        return bool(get_default_redactor().redact_text(value) != value)
+        redact = get_default_redactor().redact_text
+        if redact(value) != value:
+            return True
+        for spaced in {_GLUE.sub(" ", value, count=1), _GLUE.sub(" ", value)} - {value}:
+            if redact(spaced) != spaced:
+                return True
+        return False
     except Exception:  # noqa: BLE001 - a broken redactor rejects rather than lets a value through
         return True
 
