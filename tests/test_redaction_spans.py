@@ -116,3 +116,25 @@ class TestRedactingSpanExporter:
             pass
         provider.shutdown()
         assert "SSN [REDACTED:SSN]" == inner.get_finished_spans()[-1].name
+
+
+class TestCapturedHeaders:
+    def test_credentials_are_masked_whole_and_encoded_phi_is_found(self, exported) -> None:  # type: ignore[no-untyped-def]
+        """``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST=.*`` captures every header as
+        an attribute: the ``Authorization`` and ``Cookie`` values never leave, and a percent-encoded
+        name in ``tracestate`` is found like a plain one."""
+        provider, _raw, redacted = exported
+        with provider.get_tracer("test").start_as_current_span("GET /x") as span:
+            span.set_attribute("http.request.header.authorization", ["Bearer eyJhbGciOi.secret"])
+            span.set_attribute("http.request.header.cookie", ["sessionid=abc123"])
+            span.set_attribute("http.request.header.tracestate", ["x=patient%20Sarah%20Murphy"])
+            span.set_attribute("http.request.header.accept", ["text/html%2Cjson"])
+        (span,) = redacted.get_finished_spans()
+        attributes = dict(span.attributes)
+        (tracestate,) = attributes.pop("http.request.header.tracestate")
+        assert {
+            "http.request.header.authorization": ("[REDACTED:CREDENTIAL]",),
+            "http.request.header.cookie": ("[REDACTED:CREDENTIAL]",),
+            "http.request.header.accept": ("text/html%2Cjson",),
+        } == attributes
+        assert "[REDACTED:NAME]" in tracestate and "Sarah" not in tracestate and "Murphy" not in tracestate

@@ -67,6 +67,20 @@ __all__ = [
 
 #: attributes that hold a URL or a path: identifier-shaped path segments are masked in them
 URL_ATTRIBUTES = frozenset({"url.full", "url.path", "url.original", "http.target", "http.url", "http.route"})
+#: captured HTTP headers (``http.request.header.<name>``, ``http.response.header.<name>``)
+_HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
+#: headers that carry credentials: never exported, whatever they hold
+_CREDENTIAL_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-csrftoken",
+    }
+)
 #: resource attributes that identify the service, its host and SDK: never redacted (a masked
 #: ``service.name`` would route and label everything wrongly), as the collector's ``ignored_keys``
 _RESOURCE_KEPT = frozenset(
@@ -203,6 +217,27 @@ class AttributeScrubber:
             return value
         return redacted
 
+    def _header(self, key: str, value: Any) -> Any:
+        """A captured HTTP header (``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*``): credentials
+        masked whole, other values also checked percent-decoded (``patient%20Sarah%20Murphy``)."""
+        if key.rpartition(".")[2].replace("_", "-") in _CREDENTIAL_HEADERS:
+            return (
+                tuple("[REDACTED:CREDENTIAL]" for _ in value)
+                if isinstance(value, (tuple, list))
+                else ("[REDACTED:CREDENTIAL]")
+            )
+        if isinstance(value, (tuple, list)):
+            items = tuple(self._decoded(v) if type(v) is str else v for v in value)
+            return value if all(new is old for new, old in zip(items, value, strict=True)) else items
+        return self._decoded(value) if type(value) is str else value
+
+    def _decoded(self, value: str) -> str:
+        if "%" not in value:
+            return value
+        decoded = unquote(value)
+        redacted = self.redactor.redact_value(decoded)
+        return value if redacted == decoded else redacted
+
     def attributes(self, attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """``attributes`` redacted: values by key name and by value, ``bytes`` values, URL paths,
         and keys. The same object when nothing changed."""
@@ -218,6 +253,8 @@ class AttributeScrubber:
                 out = self._bytes(key, value)
             elif type(out) is str and key in URL_ATTRIBUTES:
                 out = self.path(out)
+            elif type(key) is str and key.startswith(_HEADER_PREFIXES):
+                out = self._header(key, out)
             if out is not value:
                 changed = True
                 redacted[key] = out
