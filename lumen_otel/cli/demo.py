@@ -154,5 +154,21 @@ def _follow_one_request(run: DemoRun, console: Console, cid: str | None, keep: b
         f"{traces} trace{'s' if traces != 1 else ''} · {time.monotonic() - started:.1f}s. "
         f"Logs: {escape(str(directory))}[/]"
     )
-    console.print(f"[dim]Again:[/] lumen-otel trace {used_cid} --log-dir {escape(str(directory))}")
+    console.print(f"[dim]Again:[/] {_command()} trace {used_cid} --log-dir {escape(str(directory))}")
     return 0
+
+
+def _command() -> str:
+    """``lumen-otel`` when it is on ``PATH``, else the path it runs from (``.venv/bin/lumen-otel``
+    after ``make demo``), so that the line can be pasted as it is."""
+    import os
+    import shutil
+    import sys
+
+    if shutil.which("lumen-otel"):
+        return "lumen-otel"
+    here = os.path.join(os.path.dirname(sys.executable), "lumen-otel")
+    if not os.path.exists(here):
+        return "lumen-otel"
+    relative = os.path.relpath(here)
+    return escape(relative if not relative.startswith("..") else here)
