@@ -184,6 +184,29 @@ class TestHandlersInstalledAfterSetUp:
         handlers = logging.getLogger().handlers
         assert [RootHandler] == [type(h) for h in handlers if type(h) in (RootHandler, logging.StreamHandler)]
 
+    def test_replacing_the_console_handler_of_basicconfig_says_so_once(self, tmp_path: Path) -> None:
+        """``basicConfig(format=...)`` after set-up: its format is not used, and the user is told why."""
+        script = textwrap.dedent("""
+            import logging
+            import lumen_otel
+
+            lumen_otel.configure_logging(service_name="unit", console=True)
+            logging.basicConfig(force=True, format="MYFMT %(message)s")
+            logging.basicConfig(force=True, format="MYFMT %(message)s")
+            logging.getLogger("app").warning("hello")
+        """)
+        done = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", script],
+            env=clean_env(LUMEN_LOG_DIR=str(tmp_path)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert 0 == done.returncode, done.stderr
+        assert 1 == done.stderr.count("lumen-otel's console replaces the console handler StreamHandler")
+        assert [] == [line for line in done.stderr.splitlines() if line.startswith("MYFMT")]
+
     def test_dictconfig_after_setup_keeps_lumen_otel_and_its_handlers_see_redacted_text(self, log_dir):
         stream = io.StringIO()
         keep = Keep()

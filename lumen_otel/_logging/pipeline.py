@@ -643,3 +643,11 @@ def route_server_loggers() -> None:
     for handler in list(root.handlers):
         if _is_console_handler(handler):
             root.removeHandler(handler)
+            if not type(handler).__module__.startswith("opentelemetry."):
+                report_rate_limited(
+                    "console-handler-replaced",
+                    "lumen-otel's console replaces the console handler %s added to the root logger "
+                    "(basicConfig or dictConfig): its format is not used, lumen-otel's is "
+                    "(LUMEN_LOG_FORMAT); a handler of your own class, or on a named logger, is kept",
+                    type(handler).__name__,
+                )
