@@ -235,6 +235,13 @@ class TestTraceFromLogDirectory:
         assert (1, "") == (done.returncode, done.stdout)
         assert f"no records for {unknown} in {demo_run.log_dir}" in done.stderr
 
+    def test_the_8_character_prefix_the_console_shows_gets_a_hint(self, demo_run):
+        done = lumen_otel("trace", demo_run.cid[:8], "--log-dir", str(demo_run.log_dir))
+        assert 1 == done.returncode
+        assert "the text console shows the first 8 characters of an ID: pass the whole ID" in " ".join(
+            done.stderr.split()
+        )
+
     def test_an_id_that_is_not_an_id_is_refused(self, demo_run):
         done = lumen_otel("trace", "not an id", "--log-dir", str(demo_run.log_dir))
         assert 2 == done.returncode

@@ -965,6 +965,11 @@ def _show(
     """Print the timeline (or say there is none, exit status 1), nested by the spans found."""
     if not records:
         message = f"no records for {request_id} in {source}"
+        if len(request_id.strip()) <= 8:
+            message += (
+                " (the text console shows the first 8 characters of an ID: pass the whole ID, from a"
+                " JSON line or the response's correlation header)"
+            )
         if as_json:
             print(json.dumps({"query": request_id, "source": source, "record_count": 0, "spans": []}))
         make_console(stderr=True).print(f"[yellow]{markup_safe(message)}[/]")
