@@ -321,7 +321,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         10 * 1024 * 1024,
         _int(1024),
         "integer >= 1024",
-        "Rotate the log file at this size.",
+        "Rotate the log file at this size (checked between write batches, so a file can pass it by one "
+        "batch).",
         default_doc="10485760 (10 MiB)",
     ),
     Parameter(
@@ -355,6 +356,17 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Longest message, `extra` string or exception text (UTF-8 bytes) kept per record; the rest is cut "
         "before redaction and marked `…[truncated N bytes]` (`lumen.log.truncated`).",
         default_doc="65536 (64 KiB)",
+    ),
+    Parameter(
+        "log_max_record_bytes",
+        ("LUMEN_LOG_MAX_RECORD_BYTES",),
+        256 * 1024,
+        _size_cap(1024),
+        "`0` (no budget) or integer >= 1024",
+        "Most UTF-8 bytes of message, `extra` keys and values and exception text kept per record, "
+        "together; once they reach it the rest is cut before redaction and marked `…[truncated N bytes]` "
+        "(`lumen.log.truncated`, part `record`). Bounds what one record costs the calling thread.",
+        default_doc="262144 (256 KiB)",
     ),
     Parameter(
         "otlp_endpoint",
@@ -690,6 +702,7 @@ class Settings:
     log_queue_size: int
     log_queue_wait: float
     log_max_field_bytes: int
+    log_max_record_bytes: int
     otlp_endpoint: str | None
     otlp_logs_endpoint: str | None
     otlp_traces_endpoint: str | None
