@@ -116,6 +116,8 @@ def log_records(draw: st.DrawFn, message: st.SearchStrategy[str] = any_text) -> 
         record.lumen_exception = None
     elif choice == "exc_text":
         record.exc_text = draw(any_text)
+    if draw(st.booleans()):
+        record.stack_info = draw(st.one_of(st.none(), any_text))
     return record
 
 
@@ -201,6 +203,34 @@ class TestRecordToDict:
         for record in (wrong_args, no_level, unhashable):
             assert_same_dict(native, record)
             assert outcome(lambda r=record: native.record_to_dict(r))[0] == "raises"
+
+    def test_stack_info_and_non_finite_floats_give_the_same_strict_line(self, native):
+        """``stack_info`` follows the exception as its own field; NaN and the infinities are
+        ``null`` on both paths, with orjson and with the stdlib fallback a >64-bit integer takes."""
+
+        class Unanswerable:
+            def __bool__(self) -> bool:
+                raise RuntimeError("no truth")
+
+        for big in (None, 10**400):
+            record = logging.LogRecord(
+                "x", logging.INFO, "a.py", 1, "m", (), None, sinfo="Stack (most recent...)"
+            )
+            record.lumen_extra = {"n": math.nan, "i": [math.inf, -math.inf], "big": big}
+            record.exc_text = "Traceback..."
+            assert_same_dict(native, record)
+            line = json_line(native.record_to_dict(record))
+            data = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+            assert ["exception", "stack_info"] == list(data)[-2:]
+            assert (None, [None, None], "Stack (most recent...)") == (
+                data["n"],
+                data["i"],
+                data["stack_info"],
+            )
+        for stack_info in ("", None, Unanswerable()):
+            record = logging.LogRecord("x", logging.INFO, "a.py", 1, "m", (), None)
+            record.stack_info = stack_info
+            assert_same_dict(native, record)
 
     @given(seconds=st.floats(min_value=0, max_value=253_402_300_798.0))
     @example(seconds=0.0000005)

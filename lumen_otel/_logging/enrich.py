@@ -16,11 +16,17 @@ per KiB: benchmarks/bench_adversarial.py), and it runs on the caller's thread, i
 the event loop. So before redaction every
 field is cut to ``LUMEN_LOG_MAX_FIELD_BYTES`` (UTF-8 bytes; 64 KiB by default; 0 turns the cap
 off): the formatted message, each string ``extra`` value and the strings nested in ``extra``
-dicts and lists (their keys too), the exception message and the stack text. The cut falls on the last
+dicts and lists, every ``extra`` key (top-level ones too), the exception message and the stack
+text. A cap per field alone still lets one record carry any number of full fields (a request body
+of forty 64 KiB strings logged as an ``extra``), so the record as a whole is held to
+``LUMEN_LOG_MAX_RECORD_BYTES`` (256 KiB by default; 0 turns it off): the strings are taken in
+order (message, ``extra`` keys and values as given, exception message, stack) and once they reach
+the budget the rest of each is cut. The cut falls on the last
 whitespace within 256 characters of the limit when there is one, so a value is not split in half
 (a split SSN would no longer look like one), and is marked ``…[truncated N bytes]`` with the
-number of bytes removed. Each cut field counts once in ``lumen.log.truncated`` (``part``:
-``message``, ``extra``, ``exception``, ``stack``). The common path is a ``len()`` per field.
+number of bytes removed. Each field cut to the field cap counts once in ``lumen.log.truncated``
+(``part``: ``message``, ``extra``, ``exception``, ``stack``), and a record cut to the budget
+counts once more, as ``record``. The common path is a ``len()`` per field.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from lumen_otel._redaction.spans import scrubber_for
 __all__ = [
     "AS_LOGGED",
     "DEFAULT_MAX_FIELD_BYTES",
+    "DEFAULT_MAX_RECORD_BYTES",
     "RESERVED_ATTRS",
     "Enricher",
     "keep_as_logged_for_mail",
@@ -80,6 +87,8 @@ _PRIMITIVES = (str, int, float, bool, type(None))
 
 #: ``LUMEN_LOG_MAX_FIELD_BYTES``' default: 64 KiB per message, extra value or exception text
 DEFAULT_MAX_FIELD_BYTES = 64 * 1024
+#: ``LUMEN_LOG_MAX_RECORD_BYTES``' default: the message, extras and exception texts of one record
+DEFAULT_MAX_RECORD_BYTES = 256 * 1024
 #: how far back from the limit the cut looks for whitespace
 _BOUNDARY_WINDOW = 256
 _WHITESPACE = " \t\n\r"
@@ -123,37 +132,92 @@ def truncate(text: str, limit: int) -> tuple[str, int]:
     return head, total - kept
 
 
-def _oversized(value: Any, quarter: int) -> bool:
-    """True when a (sanitized) value holds a string that may be longer than the limit."""
-    if isinstance(value, str):
-        return len(value) > quarter
-    if isinstance(value, dict):
-        return any(len(k) > quarter or _oversized(v, quarter) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_oversized(v, quarter) for v in value)
-    return False
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def _cut_value(value: Any, limit: int, cuts: list[int]) -> Any:
-    """``value`` with every string in it (dict keys too) cut to ``limit`` and marked."""
+def _chars(value: Any) -> int:
+    """The characters of the strings in a sanitized value (dict keys too): a bound on its size / 4."""
     if isinstance(value, str):
-        head, cut = truncate(value, limit)
-        if not cut:
+        return len(value)
+    kind = type(value)
+    if kind is dict:
+        return sum(len(k) + _chars(v) for k, v in value.items())
+    if kind is list:
+        return sum(map(_chars, value))
+    return 0
+
+
+class _Limits:
+    """Cuts the strings of one record, in order: each to the field cap, all together to the budget."""
+
+    __slots__ = ("field", "field_cuts", "left", "record_cut")
+
+    def __init__(self, field: int, record: int) -> None:
+        self.field = field
+        self.left = record
+        self.field_cuts: list[str] = []  # the part of each field cut to the field cap
+        self.record_cut = False
+
+    def take(self, text: str, part: str) -> tuple[str, str]:
+        """``(head, marker)``: ``text`` cut to what is left, unredacted, and the marker to add
+        after its redacted head (``""`` when it fits)."""
+        field, left = self.field, self.left
+        limit = min(field, left)
+        size = 0 if left == sys.maxsize and len(text) <= limit >> 2 else _utf8_size(text)
+        if size <= limit:
+            if left != sys.maxsize:
+                self.left = left - size
+            return text, ""
+        head, cut = truncate(text, limit) if limit > 0 else ("", size)
+        if field <= left:
+            self.field_cuts.append(part)
+            if left != sys.maxsize:  # sys.maxsize: no budget, nothing to count down
+                self.left = left - (size - cut)
+        else:
+            self.record_cut = True
+            self.left = 0
+        return head, truncation_marker(cut)
+
+    def text(self, text: str, part: str) -> str:
+        """``text`` cut and marked (the marker goes through redaction with it)."""
+        head, marker = self.take(text, part)
+        return head + marker if marker else text
+
+    def value(self, value: Any) -> Any:
+        """A sanitized ``extra`` value with its strings (dict keys too) cut; itself when nothing is."""
+        if isinstance(value, str):
+            return self.text(value, "extra")
+        kind = type(value)
+        if kind is list:
+            items = [self.value(v) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        if kind is not dict:
             return value
-        cuts.append(cut)
-        return head + truncation_marker(cut)
-    if isinstance(value, dict):
-        return {_cut_value(k, limit, cuts): _cut_value(v, limit, cuts) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_cut_value(v, limit, cuts) for v in value]
-    return value
+        out: dict[Any, Any] | None = None  # built from the first entry that changes
+        for i, (key, item) in enumerate(value.items()):
+            new_key = self.text(key, "extra") if isinstance(key, str) else key
+            new_item = self.value(item)
+            if out is None:
+                if new_key is key and new_item is item:
+                    continue
+                out = dict(itertools.islice(value.items(), i))
+            if new_key is not key and (new_key in out or new_key in value):
+                new_key = f"{new_key} #{i}"  # two keys cut alike: neither value is lost
+                while new_key in out or new_key in value:
+                    new_key += "'"
+            out[new_key] = new_item
+        return value if out is None else out
 
 
 def sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
     """Make an ``extra`` value JSON-safe now: dicts and lists kept, other objects as ``str``.
 
     Converting on the caller's thread records the value as it was at the call, breaks
-    reference cycles and bounds nesting, so no sink ever drops or chokes on a value.
+    reference cycles and bounds nesting, so no sink ever drops or chokes on a value. It never
+    raises: a key whose ``str()`` fails becomes ``<unprintable key>``, a mapping or collection
+    that cannot be read (its ``items()`` or iteration raises) ``<unreadable dict>`` or
+    ``<unreadable list>``, so the record is written with the rest of what was logged.
     """
     if isinstance(value, _PRIMITIVES):
         return value
@@ -163,15 +227,32 @@ def sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
         return "[cycle]"
     inner = seen | {id(value)}
     if isinstance(value, dict):
-        return {str(k): sanitize(v, depth + 1, inner) for k, v in value.items()}
+        try:
+            return {_key_text(k): sanitize(v, depth + 1, inner) for k, v in value.items()}
+        except Exception:  # noqa: BLE001 - a mapping that cannot be read must not lose the record
+            return "<unreadable dict>"
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [sanitize(v, depth + 1, inner) for v in value]
+        try:
+            return [sanitize(v, depth + 1, inner) for v in value]
+        except Exception:  # noqa: BLE001
+            return "<unreadable list>"
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
     try:
-        return str(value)
+        text = str(value)
     except Exception:  # noqa: BLE001 - a broken __str__ must not lose the record
         return f"<unprintable {type(value).__name__}>"
+    return text if type(text) is str else str.__str__(text)
+
+
+def _key_text(key: Any) -> str:
+    if type(key) is str:
+        return key
+    try:
+        text = str(key)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the record
+        return "<unprintable key>"
+    return text if type(text) is str else str.__str__(text)
 
 
 def redact_keys(extras: dict[str, Any], redactor: Redactor, fields: dict[str, Any]) -> dict[str, Any]:
@@ -305,11 +386,25 @@ class Enricher:
         redactor: removes PHI.
         max_field_bytes: ``LUMEN_LOG_MAX_FIELD_BYTES``: each field is cut to this many UTF-8
             bytes before redaction (0: no cap).
+        max_record_bytes: ``LUMEN_LOG_MAX_RECORD_BYTES``: the message, extras (keys and values)
+            and exception texts of a record together are cut to this many UTF-8 bytes before
+            redaction (0: no budget).
         count_truncated: called with the number of fields cut and the part (``message``,
-            ``extra``, ``exception``, ``stack``) for ``lumen.log.truncated``.
+            ``extra``, ``exception``, ``stack``; ``record`` once for a record cut to the budget)
+            for ``lumen.log.truncated``.
     """
 
-    __slots__ = ("_fits", "count_truncated", "hostname", "max_field_bytes", "redactor", "service_name")
+    __slots__ = (
+        "_field",
+        "_fits",
+        "_record",
+        "count_truncated",
+        "hostname",
+        "max_field_bytes",
+        "max_record_bytes",
+        "redactor",
+        "service_name",
+    )
 
     def __init__(
         self,
@@ -317,36 +412,20 @@ class Enricher:
         redactor: Redactor,
         *,
         max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         count_truncated: Callable[[int, str], None] | None = None,
     ) -> None:
         self.service_name = service_name
         self.hostname = socket.gethostname()
         self.redactor = redactor
         self.max_field_bytes = max_field_bytes
+        self.max_record_bytes = max_record_bytes
         self.count_truncated = count_truncated
-        #: strings of at most this many characters fit whatever they hold (4 bytes a character)
-        self._fits = max_field_bytes >> 2 if max_field_bytes > 0 else sys.maxsize
-
-    def _capped(self, text: str, part: str) -> str:
-        """``text`` cut to the limit and redacted, with the marker after the redacted head."""
-        if len(text) <= self._fits:
-            return self.redactor.redact_text(text)
-        head, cut = truncate(text, self.max_field_bytes)
-        if not cut:
-            return self.redactor.redact_text(text)
-        self._count(part)
-        return self.redactor.redact_text(head) + truncation_marker(cut)
-
-    def _cut(self, text: str, part: str) -> tuple[str, str]:
-        """``(head, marker)``: ``text`` cut to the limit, unredacted, and the marker to add after
-        its redacted head (``""`` when it fits)."""
-        if len(text) <= self._fits:
-            return text, ""
-        head, cut = truncate(text, self.max_field_bytes)
-        if not cut:
-            return text, ""
-        self._count(part)
-        return head, truncation_marker(cut)
+        self._field = max_field_bytes if max_field_bytes > 0 else sys.maxsize
+        self._record = max_record_bytes if max_record_bytes > 0 else sys.maxsize
+        #: a record whose strings hold at most this many characters fits whatever they hold (4 bytes
+        #: a character): nothing in it can reach either limit
+        self._fits = min(self._field, self._record) >> 2
 
     def _count(self, part: str, fields: int = 1) -> None:
         count = self.count_truncated
@@ -354,26 +433,17 @@ class Enricher:
             with contextlib.suppress(Exception):  # a broken meter must not lose the record
                 count(fields, part)
 
-    def _capped_extras(self, extras: dict[str, Any], primitive: bool) -> dict[str, Any]:
-        """Sanitized ``extras`` with oversized strings cut (the marker goes through redaction)."""
-        fits = self._fits
-        # Top-level keys are attribute names of the record: left as they are (cutting one would
-        # leave the original attribute on the record for other handlers).
-        if primitive:  # the common case: a len() per string value
-            for value in extras.values():
-                if type(value) is str and len(value) > fits:
-                    break
+    def _count_cuts(self, limits: _Limits) -> None:
+        extra = 0
+        for part in limits.field_cuts:
+            if part == "extra":
+                extra += 1
             else:
-                return extras
-        elif not any(_oversized(value, fits) for value in extras.values()):
-            return extras
-        cuts: list[int] = []
-        limit = self.max_field_bytes
-        capped = {k: _cut_value(v, limit, cuts) for k, v in extras.items()}
-        if not cuts:
-            return extras
-        self._count("extra", len(cuts))
-        return capped
+                self._count(part)
+        if extra:
+            self._count("extra", extra)
+        if limits.record_cut:
+            self._count("record")
 
     def __call__(self, record: logging.LogRecord) -> None:  # noqa: PLR0915 - one pass, no call per step
         fields = record.__dict__
@@ -400,23 +470,47 @@ class Enricher:
                 if finished is not None:
                     record.correlation_id, record.trace_id, record.span_id, record.trace_flags = finished
 
-        message, message_cut = self._cut(_safe_message(record), "message")
-        if extras:
-            primitive = _all_primitive(extras)
-            if not primitive:
-                extras = sanitize(extras)
-            extras = self._capped_extras(extras, primitive)
+        message = _safe_message(record)
+        if extras and not _all_primitive(extras):
+            extras = sanitize(extras)
         exc_info = record.exc_info
         exception: dict[str, Any] | None = None
+        exc_message = stack = ""
         if exc_info and exc_info[0] is not None:
             exc_type, exc_value, tb = exc_info
             try:
                 stack = "".join(traceback.format_exception(exc_type, exc_value, tb))
             except Exception:  # noqa: BLE001
                 stack = f"{exc_type!r} (traceback unavailable)"
-            exc_message, exc_message_cut = self._cut(_safe_str(exc_value), "exception")
-            stack, stack_cut = self._cut(stack, "stack")
+            exc_message = _safe_str(exc_value)
             exception = {"type": getattr(exc_type, "__qualname__", str(exc_type))}
+        exc_text = record.exc_text if exception is None else None
+        stack_info = record.stack_info
+        message_cut = exc_message_cut = stack_cut = exc_text_cut = stack_info_cut = ""
+        size = len(message) + len(exc_message) + len(stack)
+        if extras:
+            size += _chars(extras)
+        if exc_text:
+            size += len(exc_text)
+        if stack_info:
+            size += len(stack_info)
+        if size > self._fits:  # something may be too long: measured and cut, in the record's order
+            limits = _Limits(self._field, self._record)
+            message, message_cut = limits.take(message, "message")
+            if extras:
+                capped = limits.value(extras)
+                if capped is not extras:
+                    for key in extras.keys() - capped.keys():
+                        fields.pop(key, None)  # a cut key: the uncut attribute must not stay behind
+                    extras = capped
+            if exception is not None:
+                exc_message, exc_message_cut = limits.take(exc_message, "exception")
+                stack, stack_cut = limits.take(stack, "stack")
+            if exc_text:
+                exc_text, exc_text_cut = limits.take(exc_text, "stack")
+            if stack_info:
+                stack_info, stack_info_cut = limits.take(stack_info, "stack")
+            self._count_cuts(limits)
         if extras or exception is not None:
             # redacted together: a value found in one (a PHI key's value, a labelled name, an HL7
             # field) is masked wherever else it appears in the record
@@ -446,10 +540,10 @@ class Enricher:
         if exception is not None:
             record.exc_text = exception["stacktrace"]
             record.exc_info = None  # nobody downstream re-formats the unredacted exception
-        elif record.exc_text:
-            record.exc_text = self._capped(record.exc_text, "stack")
-        if record.stack_info:
-            record.stack_info = self._capped(record.stack_info, "stack")
+        elif exc_text:
+            record.exc_text = self.redactor.redact_text(exc_text) + exc_text_cut
+        if stack_info:
+            record.stack_info = self.redactor.redact_text(stack_info) + stack_info_cut
 
 
 def _safe_str(value: object) -> str:

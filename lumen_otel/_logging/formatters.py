@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -88,6 +89,9 @@ def python_record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
         data["exception"] = exception
     elif record.exc_text:
         data["exception"] = {"type": None, "message": None, "stacktrace": record.exc_text}
+    stack_info = getattr(record, "stack_info", None)
+    if stack_info:
+        data["stack_info"] = stack_info  # ``stack_info=True``: redacted on the record by the enricher
     return data
 
 
@@ -98,12 +102,38 @@ record_to_dict: Callable[[logging.LogRecord], dict[str, Any]] = (
 
 
 def record_to_json(data: dict[str, Any] | list[Any]) -> bytes:
-    """One JSON line (with the trailing newline); never raises."""
+    """One JSON line (with the trailing newline); never raises.
+
+    Strict JSON: NaN and the infinities, which JSON cannot spell, are written as ``null`` on
+    every path (orjson does so itself; the stdlib fallback would write bare ``NaN``, which strict
+    parsers reject).
+    """
     try:
         return orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE, default=str)
     except (TypeError, orjson.JSONEncodeError):
         # lone surrogates, >64-bit integers: the stdlib encoder escapes what orjson refuses
-        return (json.dumps(data, default=str, ensure_ascii=True) + "\n").encode("ascii")
+        try:
+            line = json.dumps(data, default=str, ensure_ascii=True, allow_nan=False)
+        except ValueError:  # a NaN or an infinity, alongside what orjson refused
+            line = json.dumps(_finite(data), default=str, ensure_ascii=True)
+        return (line + "\n").encode("ascii")
+
+
+def _finite(value: Any, depth: int = 0) -> Any:
+    """``value`` with every non-finite float (in dicts, lists and tuples) replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > _FINITE_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {k: _finite(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, depth + 1) for v in value]
+    return value
+
+
+#: deeper than any sanitized extra (``enrich._MAX_DEPTH``): a cycle in an unsanitized value ends here
+_FINITE_DEPTH = 32
 
 
 class JsonFormatter(logging.Formatter):

@@ -144,7 +144,8 @@ class _LogCounters:
         self.truncated = meter.create_counter(
             "lumen.log.truncated",
             unit="{field}",
-            description="Log record fields cut to LUMEN_LOG_MAX_FIELD_BYTES before redaction, by part",
+            description="Log record fields cut before redaction (LUMEN_LOG_MAX_FIELD_BYTES; part record: "
+            "LUMEN_LOG_MAX_RECORD_BYTES), by part",
         )
 
     def count_records(self, levels: Counter[str]) -> None:
@@ -178,6 +179,7 @@ def _build_pipeline(
             settings.service_name,
             redactor,
             max_field_bytes=settings.log_max_field_bytes,
+            max_record_bytes=settings.log_max_record_bytes,
             count_truncated=counters.count_truncated,
         ),
         console=sys.stderr

@@ -70,7 +70,7 @@ pub fn rfc3339(created: f64) -> Option<String> {
 }
 
 /// Every attribute `record_to_dict` reads.
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 14] = [
     "created",
     "levelname",
     "name",
@@ -84,6 +84,7 @@ const FIELDS: [&str; 13] = [
     "span_id",
     "lumen_extra",
     "lumen_exception",
+    "stack_info",
 ];
 
 /// Whether `LogRecord.getMessage` is still the stdlib's (the first one seen, if it is the
@@ -268,6 +269,10 @@ pub fn record_to_dict<'py>(record: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Py
             stack.set_item(intern!(py, "stacktrace"), exc_text)?;
             data.set_item(intern!(py, "exception"), stack)?;
         }
+    }
+    let stack_info = fields.get_or_none(intern!(py, "stack_info"))?;
+    if stack_info.is_truthy()? {
+        data.set_item(intern!(py, "stack_info"), stack_info)?;
     }
     Ok(data)
 }
