@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, ItemsView, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opentelemetry._logs import LogRecord as ApiLogRecord
@@ -43,6 +43,7 @@ from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordEx
 __all__ = [
     "DIRECT_RECORDS",
     "MAX_RETRY_AFTER",
+    "MISCONFIGURED_STATUSES",
     "OK",
     "RETRYABLE_STATUSES",
     "WIRE_ENCODERS",
@@ -66,6 +67,7 @@ __all__ = [
     "encode_upstream_span",
     "encoded_instrumentation_scope",
     "encoded_resource",
+    "exporter_endpoint",
     "exporter_is_shut_down",
     "exporter_sessions",
     "finish_processor",
@@ -141,14 +143,18 @@ class ExportOutcome:
     """What one export attempt came to.
 
     ``kind`` is ``"ok"`` (the collector took the batch), ``"retry"`` (it may take it later:
-    ``reason`` is ``unreachable``, ``timeout``, ``busy`` (408/429/502/503/504) or ``error``;
-    ``retry_after`` the seconds the collector asked for, if it did) or ``"permanent"`` (it never
-    will: ``reason`` is ``rejected``, ``too_large`` or ``unencodable``; ``status`` the HTTP status)."""
+    ``reason`` is ``unreachable``, ``timeout``, ``busy`` (408/429/500/502/503/504),
+    ``misconfigured`` (401/403/404/407: an endpoint or credentials an operator fixes) or
+    ``error``; ``retry_after`` the seconds the collector asked for, if it did) or ``"permanent"``
+    (it never will: ``reason`` is ``rejected``, ``too_large`` or ``unencodable``; ``status`` the
+    HTTP status). ``size`` is the encoded request's size in bytes when it was encoded; it is not
+    part of the outcome's equality."""
 
     kind: str
     reason: str = ""
     status: int | None = None
     retry_after: float | None = None
+    size: int | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -156,8 +162,12 @@ class ExportOutcome:
 
 
 OK = ExportOutcome("ok")
-#: statuses a later attempt can get past (the OTLP/HTTP spec's retryable ones, and 408)
-RETRYABLE_STATUSES = frozenset((408, 429, 502, 503, 504))
+#: statuses a later attempt can get past: the OTLP/HTTP spec's retryable ones, 408, and 500 (a
+#: collector's transient fault must not cost an audit log its lines)
+RETRYABLE_STATUSES = frozenset((408, 429, 500, 502, 503, 504))
+#: statuses that say the endpoint or the credentials are wrong: kept and retried (bounded by the
+#: queue) while an operator fixes them, with a loud warning naming the status and the endpoint
+MISCONFIGURED_STATUSES = frozenset((401, 403, 404, 407))
 #: the longest ``Retry-After`` honoured, seconds (a collector asking for an hour is waited for this)
 MAX_RETRY_AFTER = 30.0
 
@@ -174,7 +184,16 @@ def classify_http(
         return ExportOutcome("retry", "unreachable" if connection_error or error is None else "error")
     if status in RETRYABLE_STATUSES:
         return ExportOutcome("retry", "busy", status, _retry_after(headers))
+    if status in MISCONFIGURED_STATUSES:
+        return ExportOutcome("retry", "misconfigured", status)
     return ExportOutcome("permanent", "too_large" if status == 413 else "rejected", status)
+
+
+def exporter_endpoint(exporter: Any) -> str | None:
+    """The URL an OTLP/HTTP exporter posts to (its ``_endpoint``, checked on 1.45.1), to name it
+    in a warning about the status it answered; ``None`` when it does not say."""
+    endpoint = getattr(exporter, "_endpoint", None)
+    return endpoint if isinstance(endpoint, str) else None
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -246,9 +265,10 @@ def post_serialized(
                 max_size,
             )
             result.error = RequestTooLargeError(message)
-            return ExportOutcome("permanent", "too_large")
+            return ExportOutcome("permanent", "too_large", size=len(serialized))
         outcome = _one_attempt(client, serialized)
         if not outcome.ok:
+            outcome = replace(outcome, size=len(serialized))
             result.error = _ExportFailed(
                 f"{what} export: {outcome.kind} ({outcome.reason}, status {outcome.status})"
             )

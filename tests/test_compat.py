@@ -290,12 +290,17 @@ class TestOneAttemptFallback:
 
 
 class TestClassification:
-    @pytest.mark.parametrize("status", [408, 429, 502, 503, 504])
+    @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
     def test_retryable_statuses_carry_retry_after_capped(self, status: int) -> None:
         outcome = _compat.classify_http(status, None, {"retry-after": "3600"}, False)
         assert ("retry", _compat.MAX_RETRY_AFTER) == (outcome.kind, outcome.retry_after)
 
-    @pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
+    @pytest.mark.parametrize("status", [401, 403, 404, 407])
+    def test_a_misconfigured_endpoint_or_credentials_is_retried(self, status: int) -> None:
+        outcome = _compat.classify_http(status, None, {}, False)
+        assert ("retry", "misconfigured", status) == (outcome.kind, outcome.reason, outcome.status)
+
+    @pytest.mark.parametrize("status", [400, 405, 422, 501])
     def test_other_refusals_are_permanent(self, status: int) -> None:
         outcome = _compat.classify_http(status, None, {}, False)
         assert ("permanent", "rejected", status) == (outcome.kind, outcome.reason, outcome.status)

@@ -1,6 +1,7 @@
 """``ResilientLogProcessor`` with an exporter that classifies its outcomes (ok / retry / permanent):
 a permanent failure drops that batch, counted by reason, and never holds the ones after it; a
-too-large batch is tried once more in halves; the retry delay follows the outcome."""
+batch refused for what it holds (too large, 400) is split in halves until the refused record is
+alone; the retry delay follows the outcome."""
 
 from __future__ import annotations
 
@@ -61,27 +62,36 @@ def run(exporter: Classifying, bodies: list[str], batch: int = 4) -> list[tuple[
 class TestPermanentFailures:
     def test_a_rejected_batch_is_dropped_counted_and_the_next_batches_are_delivered(self) -> None:
         exporter = Classifying(
-            lambda bodies: ExportOutcome("permanent", "rejected", 400) if "bad" in bodies else OK
+            lambda bodies: ExportOutcome("permanent", "rejected", 415) if "bad" in bodies else OK
         )
         drops = run(exporter, ["a", "b", "bad", "c", "d", "e", "f", "g"])
         assert [(4, "rejected")] == drops
         assert ["d", "e", "f", "g"] == exporter.taken
         assert 2 == len(exporter.attempts)  # the rejected batch was not retried
 
+    def test_a_400_is_split_until_only_the_refused_record_is_dropped(self) -> None:
+        exporter = Classifying(
+            lambda bodies: ExportOutcome("permanent", "rejected", 400) if "bad" in bodies else OK
+        )
+        drops = run(exporter, ["a", "b", "bad", "c", "d", "e", "f", "g"])
+        assert [(1, "rejected")] == drops
+        assert ["a", "b", "c", "d", "e", "f", "g"] == exporter.taken
+        assert [["a", "b", "bad", "c"], ["a", "b"], ["bad", "c"], ["bad"], ["c"]] == exporter.attempts[:5]
+
     def test_unencodable_is_counted_by_its_reason(self) -> None:
         exporter = Classifying(lambda bodies: ExportOutcome("permanent", "unencodable"))
         assert [(2, "unencodable")] == run(exporter, ["a", "b"])
 
-    def test_too_large_is_split_once_and_the_halves_that_fit_are_delivered(self) -> None:
+    def test_too_large_is_split_until_the_record_too_large_on_its_own_is_alone(self) -> None:
         def decide(bodies: list[str]) -> ExportOutcome:
             too_big = len(bodies) > 2 or "huge" in bodies
             return ExportOutcome("permanent", "too_large", 413) if too_big else OK
 
         exporter = Classifying(decide)
         drops = run(exporter, ["a", "b", "huge", "c", "d", "e", "f", "g"])
-        assert [(2, "too_large")] == drops  # the half holding "huge": not split further
-        assert ["a", "b", "d", "e", "f", "g"] == exporter.taken
-        assert [["a", "b", "huge", "c"], ["a", "b"], ["huge", "c"]] == exporter.attempts[:3]
+        assert [(1, "too_large")] == drops  # "huge" alone: "c", which shared its half, is sent
+        assert ["a", "b", "c", "d", "e", "f", "g"] == exporter.taken
+        assert [["a", "b", "huge", "c"], ["a", "b"], ["huge", "c"], ["huge"], ["c"]] == exporter.attempts[:5]
 
 
 class TestRetryDelays:

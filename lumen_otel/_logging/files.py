@@ -47,6 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lumen_otel._guard import report_once, report_rate_limited
+from lumen_otel._state import STATE
 
 __all__ = ["DIR_MODE", "FILE_MODE", "SharedRotatingFile", "UnsafeLogFile"]
 
@@ -281,7 +282,10 @@ class SharedRotatingFile:
                 done += len(chunk)
             if self.failed:
                 self.failed = False
-                report_rate_limited("file-recovered", "log file %s is writable again", self.path)
+                if report_rate_limited("file-recovered", "log file %s is writable again", self.path):
+                    # said "writable again": the next failure must be said at once, or lines are
+                    # lost while the last word on stderr is that all is well
+                    self._forget_failure_reports()
             return 0
         except UnsafeLogFile as exc:
             self.failed = True
@@ -325,6 +329,16 @@ class SharedRotatingFile:
             if not full:  # a full disk is no fault of the fd: keep it for when space returns
                 self._close_quietly()
         return data.count(b"\n", done) or 1
+
+    def _forget_failure_reports(self) -> None:
+        """Lift the rate limits of this file's failure reports (a recovery was announced)."""
+        for key in (
+            f"file-error:{self.path}",
+            f"file-locked:{self.path}",
+            f"file-unsafe:{self.path}",
+            f"file-unsafe:{self.path}.lock",
+        ):
+            STATE.reported.pop(key, None)
 
     def _chunks(self, data: bytes) -> list[bytes]:
         limit = max(4096, self.max_bytes // 8)
@@ -391,6 +405,7 @@ class SharedRotatingFile:
                 return
             # rename(2) never follows a link at either name: a link planted at .log.N is
             # moved or replaced itself, its target untouched
+            self._move_planted_aside()
             try:
                 for index in range(self.backups - 1, 0, -1):
                     source, target = f"{self.path}.{index}", f"{self.path}.{index + 1}"
@@ -413,17 +428,69 @@ class SharedRotatingFile:
                     os.replace(self.path, aside)
                 except OSError:
                     moved = False
+                pruned = self._prune_moved_aside() if moved else 0
                 report_rate_limited(
                     f"file-rotate:{self.path}",
-                    "log file %s could not be rotated (%s: %s); %s",
+                    "log file %s could not be rotated (%s: %s); %s%s",
                     self.path,
                     exc.filename or self.path,
                     exc.strerror or exc,
                     f"moved aside to {aside}" if moved else "it keeps growing",
+                    f", {pruned} older moved-aside file(s) removed to keep {self.backups}" if pruned else "",
                     level=logging.ERROR,
                 )
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _move_planted_aside(self) -> None:
+        """Move a directory, FIFO or other non-regular entry planted at a backup name out of
+        rotation's way, once, under a name of its own: rotation then proceeds as usual and
+        ``backups`` holds. Left in place, every rotation had to move the log aside to a new
+        name that nothing pruned: anyone who can write in the log directory could fill the disk."""
+        for index in range(1, self.backups + 1):
+            name = f"{self.path}.{index}"
+            if _replaceable(name, missing_ok=True):
+                continue
+            aside = f"{name}.planted-{time.time_ns()}"
+            try:
+                os.rename(name, aside)  # the entry itself, never what a link in it points at
+            except OSError as exc:
+                outcome = f"it could not be moved aside ({exc.strerror or exc})"
+            else:
+                outcome = f"moved aside to {aside}; rotation goes on"
+            report_rate_limited(
+                f"file-planted:{self.path}",
+                "log file backup name %s held something that is not a regular file (planted by "
+                "someone who can write in %s?): %s",
+                name,
+                self.path.parent,
+                outcome,
+                level=logging.ERROR,
+            )
+
+    def _prune_moved_aside(self) -> int:
+        """Remove the oldest logs moved aside (``<file>.<ns>``) beyond ``backups``: they count
+        against the retention like numbered backups. Returns how many were removed."""
+        prefix = f"{self.path.name}."
+        aside: list[tuple[int, str]] = []
+        try:
+            names = os.listdir(self.path.parent)
+        except OSError:
+            return 0
+        for name in names:
+            suffix = name[len(prefix) :] if name.startswith(prefix) else ""
+            if len(suffix) >= 16 and suffix.isdigit():
+                aside.append((int(suffix), name))
+        aside.sort()
+        removed = 0
+        for _, name in aside[: max(0, len(aside) - self.backups)]:
+            path = self.path.parent / name
+            if not _replaceable(str(path)):
+                continue  # only our own regular files (or links, removed themselves) go
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed += 1
+        return removed
 
     def _close_quietly(self) -> None:
         for fd in (self._fd, self._lock_fd):

@@ -27,6 +27,7 @@ from lumen_otel._compat import (
     LogRecordProcessor,
     ReadableLogRecord,
     ReadWriteLogRecord,
+    exporter_endpoint,
 )
 from lumen_otel._guard import internal_logger, internal_scope, mark_internal_thread, report_rate_limited
 from lumen_otel._otlp.wire import report_permanent
@@ -42,6 +43,12 @@ _ROOM_WAIT = 0.5
 _UNREACHABLE_RETRY = 1.0
 #: an exporter that raised, or answered FAILURE without saying why: may succeed later
 _RAISED = ExportOutcome("retry", "error")
+
+
+def _splits(outcome: ExportOutcome) -> bool:
+    """A permanent refusal of what the batch holds (too large, or 400: the collector could not
+    take some record in it), which halves of the batch may get past."""
+    return outcome.kind == "permanent" and (outcome.reason == "too_large" or outcome.status == 400)
 
 
 class ResilientLogProcessor(LogRecordProcessor):
@@ -80,6 +87,8 @@ class ResilientLogProcessor(LogRecordProcessor):
         self._retry_delay: float | None = None
         self._congested = False
         self._exporter_shut_down = False
+        #: records refused on their own since start, by reason (the warnings are rate-limited)
+        self._refused: dict[str, int] = {}
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
@@ -240,9 +249,24 @@ class ResilientLogProcessor(LogRecordProcessor):
                     self._retry_delay = None
                     if full_batches_only and len(self._queue) < self._max_batch_size:
                         return True
+                    # Encoding a batch holds the GIL; between two batches hand it to the request
+                    # threads that wait for it rather than make them wait out a switch interval
+                    time.sleep(0)
                     continue
                 self._failures += 1
                 self._retry_delay = self._delay_for(outcome)
+                if outcome.reason == "misconfigured":
+                    report_rate_limited(
+                        "otlp-export-misconfigured",
+                        "OTLP log export refused with HTTP %s by %s: check the endpoint and the "
+                        "credentials (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS); "
+                        "keeping up to %d records and retrying, records beyond that are dropped "
+                        "and counted in lumen.log.dropped",
+                        outcome.status,
+                        exporter_endpoint(self._exporter) or "the collector",
+                        self._max_queue_size,
+                        level=logging.ERROR,
+                    )
                 report_rate_limited(
                     "otlp-export-failed",
                     "OTLP log export failed (attempt %d: %s%s); keeping up to %d records and retrying",
@@ -259,20 +283,21 @@ class ResilientLogProcessor(LogRecordProcessor):
     def _send(self, batch: Sequence[ReadableLogRecord]) -> tuple[ExportOutcome, int]:
         """Export ``batch``; the outcome and how many records at its head are done with.
 
-        A permanent failure drops the batch, counted by reason, so later batches are never held
-        behind it; a batch too large for the collector (413, or over ``max_request_size``) is
-        first tried once more in halves. A retryable failure keeps what is left."""
+        A batch the collector refuses for what it holds (413 or over ``max_request_size``:
+        ``too_large``; 400: ``rejected``) is split in halves, again and again, so that one bad
+        or big record never takes the audit lines that share its batch down: only a record
+        refused on its own is dropped, counted by reason. Any other permanent failure drops the
+        batch, counted, so later batches are never held behind it. A retryable failure keeps
+        what is left."""
         outcome = self._attempt(batch)
-        if outcome.kind == "permanent" and outcome.reason == "too_large" and len(batch) > 1:
+        if len(batch) > 1 and _splits(outcome):
             half = len(batch) // 2
             done = 0
             for part in (batch[:half], batch[half:]):
-                part_outcome = self._attempt(part)
+                part_outcome, part_done = self._send(part)
+                done += part_done
                 if part_outcome.kind == "retry":
                     return part_outcome, done
-                if part_outcome.kind == "permanent":
-                    self._dropped(part, part_outcome)
-                done += len(part)
             return OK, done
         if outcome.kind == "permanent":
             self._dropped(batch, outcome)
@@ -295,7 +320,22 @@ class ResilientLogProcessor(LogRecordProcessor):
 
     def _dropped(self, batch: Sequence[ReadableLogRecord], outcome: ExportOutcome) -> None:
         self._on_drop(len(batch), outcome.reason)
-        report_permanent("logs", len(batch), outcome)
+        if len(batch) > 1 or not _splits(outcome):
+            report_permanent("logs", len(batch), outcome)
+            return
+        # one record refused on its own: its size says which one it was, never its content; the
+        # running total says how many the rate-limited warning stands for
+        total = self._refused[outcome.reason] = self._refused.get(outcome.reason, 0) + 1
+        report_rate_limited(
+            f"otlp-logs-record-{outcome.reason}",
+            "OTLP log record of %s bytes dropped (%s): the collector refused it on its own "
+            "(HTTP %s); %d refused so far, counted in lumen.log.dropped; the records around it "
+            "are sent",
+            outcome.size if outcome.size is not None else "?",
+            outcome.reason,
+            outcome.status if outcome.status is not None else "-",
+            total,
+        )
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export everything queued; False if ``timeout_millis`` ran out first.

@@ -393,16 +393,19 @@ class TestFilesOfAnotherUser:
         assert any("is held by another process" in line for line in refusals(result.stderr, world.log))
         assert [0] == logged_indexes([world.log])  # only the record written before the lock was taken
 
-    def test_a_directory_planted_at_a_rotated_name_loses_no_line_and_keeps_the_size_limit(self, world):
+    def test_a_directory_planted_at_a_rotated_name_keeps_the_retention_and_the_size_limit(self, world):
         """Before: rotation failed on the directory, the error named the live file, and the file
-        grew without limit. Now the file is moved aside, every record is kept, the live file
-        stays near its limit and the blocking name is reported."""
+        grew without limit; then every rotation left a new file behind, never pruned. Now the
+        directory is moved aside once, rotation keeps its backups as usual (the newest records,
+        none torn), the live file stays near its limit and the blocking name is reported."""
         result = attacker("mkdir svc.log.1", world.logs)
         assert result.returncode == 0, result.stderr
         result = serve(world.logs, backups=3, records=200)
         files = [p for p in world.logs.iterdir() if p.name.startswith("svc.log") and p.is_file()]
         files = [p for p in files if not p.name.endswith(".lock")]
-        assert list(range(200)) == logged_indexes(files)
+        assert len(files) <= 3 + 1
+        kept = logged_indexes(files)
+        assert list(range(200 - len(kept), 200)) == kept
         bound = MAX_BYTES + 4096 + 200  # a file overshoots its limit by at most one write chunk
         assert [] == [(p.name, p.stat().st_size) for p in files if p.stat().st_size > bound]
         assert any(f"{world.logs / 'svc.log.1'}" in line for line in result.stderr.splitlines())
