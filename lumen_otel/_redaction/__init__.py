@@ -8,12 +8,14 @@ and :meth:`Redactor.redact_mapping` on the ``extra`` values; spans go through
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import hmac
 import itertools
 import re
 import string
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from typing import Any, TypeVar
 
 from lumen_otel._redaction import hl7, patterns, prune
@@ -59,6 +61,61 @@ _LOOKALIKES = {
     **{0xFF10 + i: str(i) for i in range(10)},
     **{0xFF08: "(", 0xFF09: ")", 0xFF0E: ".", 0xFF0F: "/", 0xFF1A: ":", 0xFF0B: "+", 0xFF20: "@"},
 }
+
+
+def _unruled_edit(text: str, pos: int, stem: str, edits: list[_Edit]) -> None:
+    """After a label its rules did not take: ``MRN-12345`` (a hyphen is no separator for the
+    label rules, too many ids have one) and a name typed in lower case after an explicit label
+    (``patient: sarah murphy``), taken only when its first word is a known first name."""
+    if stem.startswith("mr"):
+        mrn = _MRN_HYPHEN.match(text, pos)
+        if mrn is not None:
+            edits.append((mrn.start(1), -mrn.end(1), 0, "MRN", False))
+        return
+    ahead = text[pos : pos + 24]
+    name = _LOWER_NAME.match(text, pos) if ":" in ahead or "=" in ahead else None
+    if name is not None:
+        words = name.group(1).split()
+        if words[0] in _first_names() and not any(w in _NOT_NAMES for w in words):
+            edits.append((name.start(1), -name.end(1), 0, "NAME", False))
+
+
+_UNRULED_STARTS = frozenset(("mr", "pa", "pt", "na", "fu"))
+_MRN_HYPHEN = re.compile(r"(?i:mrn)-(\d{4,12})(?![\w-])")
+_LOWER_NAME = re.compile(
+    r"(?i:patient(?:[ _]?name)?|pt|(?:full[ _]?)?name)[\"']?[ \t]*[:=][ \t]*[\"']?"
+    r"([a-z][a-z'-]{1,20}(?:[ \t]+[a-z][a-z'-]{1,20}){1,2})(?![A-Za-z0-9_-])"
+)
+# First-name spellings that are also everyday or clinical words.
+_NOT_NAMES = frozenset(
+    (
+        "will", "may", "mark", "bill", "grant", "rose", "faith", "hope", "joy", "june", "april", "art",
+        "dawn", "guy", "pat", "sue", "ray", "chase", "case", "page", "gay", "lane", "low", "long", "young",
+        "white", "black", "brown", "green", "gray", "king", "major", "frank", "sunny", "summer", "is",
+        "was", "has", "had", "not", "no", "none", "stable", "alert", "seen", "admitted", "discharged",
+        "denies", "reports",
+    )
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _first_names() -> frozenset[str]:
+    """Lower-case first names (US Census list shipped with the package); empty if it is missing."""
+    try:
+        data = resources.files("lumen_otel._redaction").joinpath("data/first_names.txt.gz").read_bytes()
+        return frozenset(gzip.decompress(data).decode("utf-8").split())
+    except (OSError, ValueError):
+        return frozenset()
+
+
+# The tail of an SSN, "-45-6789" (the three digits before it are checked where it is found).
+_GLUE = frozenset(string.ascii_letters + "_")  # after anything else the value scan finds the SSN
+_GLUE_WORD = string.ascii_letters + "_"
+# ... but not in a host name or an address ("a@b.x123-45-6789"): the token would join the word.
+_GLUE_NOT_AFTER = frozenset(".@")
+_GLUED_SSN = re.compile(r"-\d\d-\d{4}(?![0-9-])")
+# A printable ASCII character written as %XX (query strings, form bodies, paths).
+_PERCENT = re.compile("%[2-7][0-9A-Fa-f]")
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
 
 
@@ -380,6 +437,11 @@ class Redactor:
                 out[k] = v
             else:
                 out[k] = self._redact_any(v, counts)
+        value = out.get("value")
+        if type(value) is str and ("system" in mapping or "type" in mapping):
+            kind = _identifier_kind_of(mapping)
+            if kind is not None:
+                out["value"] = self._mask_whole(kind, value, counts)
         if seen is not None:
             # A value under a PHI key is masked in the other values too ({"mrn": "97727665",
             # "note": "merged 97727665"}).
@@ -433,9 +495,20 @@ class Redactor:
         # through here: the message, each ``extra`` value, span attributes.
         if not text:
             return text
+        if "%" in text and self.defaults and _PERCENT.search(text) is not None:
+            percent = self._redact_percent(text, counts, collect)
+            if percent is not None:
+                return percent
         trie = self._stem_trie
         values = self._values
-        if trie is None or values is None or self._extra_patterns or not text.isascii() or "MSH" in text:
+        if (
+            trie is None
+            or values is None
+            or self._extra_patterns
+            or not text.isascii()
+            or "MSH" in text
+            or ("|" in text and hl7.has_segment(text))
+        ):
             return self._redact_slow(text, counts, collect)
         spaced_lower = " " + text.lower()
         first_label = trie.search(spaced_lower)
@@ -446,6 +519,8 @@ class Redactor:
             if (
                 first_value is None
                 and "@" not in text
+                and '":' not in text
+                and ("-" not in text or _GLUED_SSN.search(text) is None)
                 and "::" not in text
                 and text.count(":") < 7
                 and "^" not in text
@@ -473,7 +548,7 @@ class Redactor:
                 folded = text.translate(_LOOKALIKES)
                 if folded != text:
                     original, text = text, folded
-            if "MSH" in text and self.defaults:
+            if ("MSH" in text or "|" in text) and self.defaults:
                 result = hl7.redact_hl7(
                     text,
                     lambda kind, value: self._mask(kind, value, counts),
@@ -487,6 +562,62 @@ class Redactor:
             return self._redact_plain(text, counts, None, None, original, collect)
         except Exception as exc:  # noqa: BLE001 - logging must not raise; _withheld re-raises in tests
             return self._withheld(exc)
+
+    def _redact_percent(
+        self, text: str, counts: dict[str, int] | None, collect: dict[str, str] | None
+    ) -> str | None:
+        """URL-encoded text (``patient%20Sarah%20Murphy``, ``mrn%3D55554444``): the rules run on a
+        decoded copy and what they find is masked where it stands in ``text``, its encoding kept
+        around it. None when the decoded copy shows nothing (or needs the slow path): the caller
+        goes on as for any text."""
+        if not text.isascii() or "MSH" in text or ("|" in text and hl7.has_segment(text)):
+            return None
+        decoded, index = _percent_decoded(text)
+        applied: list[tuple[int, int, str]] = []
+        found: dict[str, str] = {}
+        try:
+            self._redact_plain(decoded, counts, None, None, None, found, applied)
+        except Exception as exc:  # noqa: BLE001 - logging must not raise; _withheld re-raises in tests
+            return self._withheld(exc)
+        if not applied:
+            return None
+        out: list[str] = []
+        pos = 0
+        for start, end, replacement in applied:
+            out.append(text[pos : index[start]])
+            out.append(replacement)
+            pos = index[end]
+        out.append(text[pos:])
+        result = "".join(out)
+        if not found:
+            return result
+        if collect is not None:
+            collect.update(found)
+        return self._spread(result, found, counts)
+
+    def _json_edits(self, text: str, edits: list[_Edit]) -> None:
+        """Edits for the PHI values of the JSON in ``text`` (see ``_redact_plain``)."""
+        for m in _JSON_PAIR.finditer(text):
+            key = m.group("key")
+            kind = _FHIR_TEXT_KEYS.get(key) or self.key_kind(key)
+            if kind is None:
+                continue
+            if m.group("one") is not None:
+                spans = [m.span("one")]
+            else:
+                spans = [s.span(1) for s in _JSON_STRING.finditer(text, m.start("many"), m.end("many"))]
+            for start, end in spans:
+                if _keeps_whole(text[start:end]):
+                    continue
+                edits.append((start, -end, 0, kind, False))
+        if '"value"' in text:
+            for m in _FHIR_IDENTIFIER.finditer(text):
+                body = m.group()
+                kind = _identifier_kind(body)
+                value = _JSON_VALUE.search(body) if kind is not None else None
+                if kind is not None and value is not None and not _keeps_whole(value.group(1)):
+                    start = m.start() + value.start(1)
+                    edits.append((start, -(m.start() + value.end(1)), 0, kind, False))
 
     @staticmethod
     def _withheld(exc: Exception) -> str:
@@ -509,11 +640,13 @@ class Redactor:
         value_hint: tuple[str, re.Match[str] | None] | None = None,
         original: str | None = None,
         collect: dict[str, str] | None = None,
+        applied: list[tuple[int, int, str]] | None = None,
     ) -> str:
         """Text rules (no HL7): collect edits from labelled and value rules, resolve, apply.
 
         ``original``: ``text`` before look-alike characters were folded (same length); what is
-        kept is copied from it.  ``collect`` receives the labelled values found (value -> kind).
+        kept is copied from it.  ``collect`` receives the labelled values found (value -> kind),
+        ``applied`` each edit made (start, end, replacement).
 
         ``label_hint`` / ``value_hint``: ``redact_text`` already ran a scan up to its first hit
         (None: not run); it resumes after it. Everything per hit is inlined: on a PHI-bearing line the
@@ -600,6 +733,8 @@ class Redactor:
                 continue
             hit = rule.match(text, pos)
             if hit is None:
+                if stem[:2] in _UNRULED_STARTS:
+                    _unruled_edit(text, pos, stem, edits)
                 continue
             group = hit.lastgroup
             if group is None:
@@ -676,12 +811,30 @@ class Redactor:
                     start, end = m.span(group)
                     edits.append((start, -end, 1, "NAME" if group == "signed" else "DATE", False))
 
+            # An SSN glued to a word ("x123-45-6789", "_123-45-6789_"): the scan above only starts a
+            # value after a boundary, so ids ending in digits are not tried against every rule.
+            if "-" in text:
+                for m in _GLUED_SSN.finditer(text):
+                    start = m.start() - 3
+                    if (
+                        start > 0
+                        and text[start - 1] in _GLUE
+                        and text[start : m.start()].isdigit()
+                        and text[: start - 1].rstrip(_GLUE_WORD)[-1:] not in _GLUE_NOT_AFTER
+                    ):
+                        edits.append((start, -m.end(), 1, "SSN", False))
+
             # An HL7 name (LAST^FIRST^M) quoted or assigned in free text: "KOWALSKI^ANNA" not found.
             if "^" in text:
                 for m in _QUOTED_XPN.finditer(text):
                     family, _, rest = m.group().partition("^")
                     if not rest.upper().startswith(family.upper()):  # a code and its text: SPO^Spouse
                         edits.append((m.start(), -m.end(), 1, "NAME", False))
+
+        # JSON written into the text (a FHIR resource, a response body): each "key": "value" pair
+        # masked as the key would be in ``extra``, and FHIR identifiers by their system or type.
+        if '":' in text:
+            self._json_edits(text, edits)
 
         hard: list[tuple[int, int]] | None = None
         for pattern in self._extra_patterns:
@@ -732,6 +885,8 @@ class Redactor:
                 out.append(tokens[kind])
             else:
                 out.append(self._mask(kind, piece, counts))
+            if applied is not None:
+                applied.append((start, end, out[-1]))
         if pos == 0:
             return source
         out.append(source[pos:])
@@ -891,6 +1046,77 @@ def _remember(seen: dict[str, str] | None, kind: str, value: str) -> dict[str, s
 @functools.lru_cache(maxsize=256)
 def _values_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("(?<![A-Za-z0-9])(?:" + "|".join(re.escape(v) for v in values) + ")(?![A-Za-z0-9])")
+
+
+# A "key": "value" or "key": ["a", "b"] pair of JSON in text (strings up to 200 characters).
+_JSON_PAIR = re.compile(
+    r'"(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,40})"[ \t]*:[ \t]*'
+    r'(?:"(?P<one>(?:[^"\\\n]|\\.){1,200})"|(?P<many>\[[ \t]*"(?:[^"\\\n]|\\.){1,200}"'
+    r'(?:[ \t]*,[ \t]*"(?:[^"\\\n]|\\.){1,200}"){0,20}[ \t]*\]))'
+)
+_JSON_STRING = re.compile(r'"((?:[^"\\\n]|\\.){1,200})"')
+# FHIR HumanName parts: on their own these keys say little ("family" history), under "name" a name.
+_FHIR_TEXT_KEYS = {"family": "NAME", "given": "NAME"}
+# A JSON object with a "value" and at most one nested object (a FHIR Identifier and its "type").
+_FHIR_IDENTIFIER = re.compile(r"\{[^{}]{0,600}+(?:\{[^{}]{0,400}+\}[^{}]{0,600}+)?\}")
+_JSON_VALUE = re.compile(r'"value"[ \t]*:[ \t]*"((?:[^"\\\n]|\\.){1,200})"')
+_SSN_SYSTEM = re.compile(
+    r'"system"[ \t]*:[ \t]*"[^"]{0,200}?(?:ssn|social.?security|2\.16\.840\.1\.113883\.4\.1")'
+    r'|"(?:code|text)"[ \t]*:[ \t]*"(?:SSN?|Social Security Number)"',
+    re.IGNORECASE,
+)
+_MRN_SYSTEM = re.compile(
+    r'"system"[ \t]*:[ \t]*"[^"]{0,200}?(?:mrn|medical.?record)'
+    r'|"(?:code|text)"[ \t]*:[ \t]*"(?:MRN?|Medical Record Number)"',
+    re.IGNORECASE,
+)
+
+
+def _identifier_kind(body: str) -> str | None:
+    """SSN or MRN for a FHIR Identifier whose system or type names one, else None."""
+    if _SSN_SYSTEM.search(body) is not None:
+        return "SSN"
+    if _MRN_SYSTEM.search(body) is not None:
+        return "MRN"
+    return None
+
+
+def _identifier_kind_of(mapping: Mapping[Any, Any]) -> str | None:
+    """:func:`_identifier_kind` for a FHIR Identifier given as a mapping."""
+    system = mapping.get("system")
+    kind_type = mapping.get("type")
+    parts = [f'"system": "{system}"'] if isinstance(system, str) else []
+    if isinstance(kind_type, Mapping):
+        if isinstance(kind_type.get("text"), str):
+            parts.append(f'"text": "{kind_type["text"]}"')
+        codings = kind_type.get("coding")
+        for coding in codings if isinstance(codings, list) else ():
+            if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
+                parts.append(f'"code": "{coding["code"]}"')
+    return _identifier_kind(", ".join(parts)) if parts else None
+
+
+def _keeps_whole(value: str) -> bool:
+    core = value.strip()
+    return not core or core.lower() in ("null", "none") or _KEEP_WHOLE.fullmatch(core) is not None
+
+
+def _percent_decoded(text: str) -> tuple[str, list[int]]:
+    """``text`` with each printable %XX decoded, and for each decoded character (and the end) its
+    index in ``text``."""
+    chars: list[str] = []
+    index: list[int] = []
+    pos = 0
+    for m in _PERCENT.finditer(text):
+        start = m.start()
+        chars.append(text[pos:start])
+        index.extend(range(pos, start))
+        chars.append(chr(int(text[start + 1 : start + 3], 16)))
+        index.append(start)
+        pos = m.end()
+    chars.append(text[pos:])
+    index.extend(range(pos, len(text) + 1))
+    return "".join(chars), index
 
 
 def _luhn(digits: str) -> bool:

@@ -11,8 +11,9 @@ content shows. A value masked in a field is masked wherever else it appears in t
 Z-segment, an NTE note, MSH-7 equal to the admission time), if it is distinctive enough.
 
 Separators are read from MSH-1/MSH-2, so a sender using ``#`` instead of ``|`` works. A masked
-value that would contain a separator is written with HL7 escape sequences. Anything that is not
-a well-formed message is left to the text rules; nothing here raises.
+value that would contain a separator is written with HL7 escape sequences. A segment logged on
+its own (``PID|1||...``, no MSH) is masked the same way with the default separators. Anything that
+is neither is left to the text rules; nothing here raises.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-__all__ = ["FIELDS", "KIND_COMPONENTS", "fields_with", "propagates", "redact_hl7"]
+__all__ = [
+    "FIELDS",
+    "KIND_COMPONENTS",
+    "LONE_SEGMENTS",
+    "fields_with",
+    "has_segment",
+    "propagates",
+    "redact_hl7",
+]
 
 # Components kept (1-based) for each HL7 data type; every other non-empty component is masked.
 _CX = frozenset(range(3, 11))  # keep check-digit scheme, assigning authority, identifier type...
@@ -191,6 +200,22 @@ _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
+# Where a message or a lone segment may start: a line start, after whitespace, a quote, a bracket,
+# "message: " or "body=" (``log.info("payload=%s", msg)``).
+_BEFORE_MESSAGE = frozenset("\"'>:([=")
+# Segments logged one per call, without their MSH (``log.info(pid_segment)``), are masked with
+# the default separators. Only the segments that carry people or their care are looked for, and
+# a lone segment needs three field separators and a component separator (or five field
+# separators): ``PID|`` in prose or a table cell is not one.
+LONE_SEGMENTS = (
+    "PID", "PD1", "NK1", "PV1", "PV2", "IN1", "IN2", "GT1", "OBR", "ORC", "OBX", "NTE", "MRG",
+    "ROL", "AL1", "DG1", "EVN", "QRD", "QPD", "RXE", "RXO",
+)  # fmt: skip
+_START = re.compile(r"MSH|(?:" + "|".join(LONE_SEGMENTS) + r"|Z[A-Z0-9]{2})\|")
+_LONE_MIN_FIELDS = 3
+_LONE_PLAIN_FIELDS = 5
+_FREE_FIRST_FIELD = frozenset({"EVN", "QPD", "MRG"})
+_DEFAULT_DELIMITERS = ("|", "^~\\&")
 _ESCAPE_NAMES = {"F": 0, "S": 1, "R": 2, "E": 3, "T": 4}
 
 Mask = Callable[[str, str], str]  # (kind, value) -> replacement
@@ -352,6 +377,25 @@ def _read_delimiters(text: str, start: int) -> _Delimiters | None:
     if len(set(encoding[:4])) != len(encoding[:4]):
         return None
     return _Delimiters(field, encoding)
+
+
+def _lone_segment(text: str, start: int) -> _Delimiters | None:
+    """The default separators if ``text[start:]`` is a segment without its MSH, else None."""
+    line_end = _LINE_BREAK.search(text, start)
+    line = text[start : line_end.start() if line_end else len(text)]
+    fields = line.count("|")
+    if fields < _LONE_MIN_FIELDS or (fields < _LONE_PLAIN_FIELDS and "^" not in line):
+        return None  # a real segment has components (``id^^^AUTH^MR``, ``LAST^FIRST``) or many fields
+    first = line[4:].partition("|")[0]
+    # Field 1 is a set ID (a number, or empty) but in EVN, QPD, MRG and Z-segments, where it is
+    # still one token: "grep PID|sort|uniq|wc" is a shell pipeline.
+    if (
+        first
+        and not first[0].isdigit()
+        and ((line[:3] not in _FREE_FIRST_FIELD and line[0] != "Z") or " " in first)
+    ):
+        return None
+    return _Delimiters(*_DEFAULT_DELIMITERS)
 
 
 def _message_end(text: str, start: int, field: str) -> int:
@@ -519,7 +563,10 @@ def _shape_of(comps: list[str]) -> Spec | None:
     first = comps[0]
     n = len(comps)
     if n == 1:
-        return ("DATE", _ALL) if _DTM.fullmatch(first) else None
+        if _DTM.fullmatch(first):
+            return ("DATE", _ALL)
+        # An identifier on its own (ZPI|1|...|MRN99887766): what else would a site field hold?
+        return ("ID", _ALL) if _ID_SHAPE.fullmatch(first) else None
     if n >= 4 and (_STREET_SHAPE.match(first) or (n >= 5 and _ZIP_SHAPE.fullmatch(comps[4]))):
         return ("ADDRESS", _XAD)
     if n >= 4 and any(ch.isdigit() for ch in first) and any(ch.isalpha() for ch in "".join(comps[3:5])):
@@ -564,7 +611,8 @@ def redact_hl7(
     ``fields`` replaces :data:`FIELDS` (a redactor's configured segments merged in); ``mask_id``
     masks a value whole whatever its shape (the field says it is PHI). A value masked in a field
     is masked wherever else it appears in ``text``. None when ``text`` holds no well-formed MSH
-    header (the caller then uses the text rules). ``collect`` receives the values masked in
+    header and no lone segment (``PID|...`` logged on its own): the caller then uses the text
+    rules. ``collect`` receives the values masked in
     fields (value -> kind).
     """
     table = FIELDS if fields is None else fields
@@ -573,14 +621,13 @@ def redact_hl7(
     seen: dict[str, str] = {}
     pos = 0
     search = 0
-    while True:
-        start = text.find("MSH", search)
-        if start == -1:
-            break
-        search = start + 3
-        if start > 0 and not (text[start - 1].isspace() or text[start - 1] in "\"'>:(["):
-            continue  # a message starts a line, a quoted string or follows "message: "
-        d = _read_delimiters(text, start)
+    for found in _START.finditer(text):
+        start = found.start()
+        if start < search:
+            continue
+        if start > 0 and text[start - 1] not in _BEFORE_MESSAGE and not text[start - 1].isspace():
+            continue  # a message starts a line, a quoted string or follows "message: ", "body="
+        d = _read_delimiters(text, start) if found.group() == "MSH" else _lone_segment(text, start)
         if d is None:
             continue
         end = _message_end(text, start, d.field)
@@ -622,3 +669,9 @@ def redact_hl7(
             pos = m.end()
         out.append(message.propagate_segment(piece[pos:], everywhere))
     return "".join(out)
+
+
+def has_segment(text: str) -> bool:
+    """Whether ``text`` names a segment followed by ``|`` (callers look for a ``|`` first), so
+    the HL7 pass must look at it even without an MSH."""
+    return _START.search(text) is not None

@@ -176,7 +176,7 @@ ROLE_NAME_VALUE = (
     f"(?=[{_UP}][{_LO}]{{2}}|[{_UP}][{_LO}]?[ \t,]+[{_UP}]|[A-Z]\\.)(?:[A-Z]\\.[ \t]+(?=[{_UP}]))?"
     + NAME_VALUE
 )
-NAME_VALUE_CAPS = r"[A-Z][A-Z'-]+(?:(?:[ \t]+|,[ \t]?)[A-Z][A-Z'.-]*){0,4}(?![a-z])"
+NAME_VALUE_CAPS = r"[A-Z][A-Z'-]+(?:(?:[ \t]+|,[ \t]?)[A-Z][A-Z'.-]*){0,4}(?![A-Za-z0-9])"
 
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
@@ -810,7 +810,7 @@ VALUE_RULES: tuple[tuple[str, str], ...] = (
     # North American numbers, also dialled from abroad (001-...) or with an extension (x036).
     (
         "PHONE",
-        r"(?:00\d{1,3}[ .-]|\+?1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+        r"(?:00\d{1,3}[ .-]|\+?1[ .-]?)?(?:\(\d{3}\)[ .-]?\d{3}[ .-]?|\d{3}[ .-]\d{3}[ .-])\d{4}"
         r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,5})?(?![\w-])",
     ),
     ("PHONE", r"\+[2-9]\d{0,2}(?:[ .-]?\(0\)\d{1,5})?(?:(?:[ .-]\(?\d{1,8}\)?){2,5}|\d{6,12})(?![\w-])"),
