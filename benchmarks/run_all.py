@@ -35,7 +35,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "redos": ("bench_redos.py", [], ["--quick"]),  # redaction cost, 100 KB vs 10 KB of hostile input
     "native": ("bench_native.py", [], ["--quick"]),  # the Rust accelerator against the Python path
     # PHI left by lumen in-process, its collector and peers on an outside corpus (tests/data/phi-corpus)
-    "phi-corpus": ("bench_phi_corpus.py", [], ["--engines", "lumen,collector"]),
+    "phi-corpus": ("bench_phi_corpus.py", [], ["--engines", "lumen,lumen+names,collector"]),
     # the detector of names and places without labels, alone and before the redactor, on that corpus
     "names": ("bench_names.py", [], []),
 }

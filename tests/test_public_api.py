@@ -49,6 +49,14 @@ def test_entry_points_the_launcher_finds():
             "opentelemetry_propagator",
             "lumen_correlation",
         ): "lumen_otel._correlation.propagator:CorrelationIdPropagator",
+        (
+            "opentelemetry_propagator",
+            "lumen_tracecontext",
+        ): "lumen_otel._correlation.propagator:RedactingTraceContextPropagator",
+        (
+            "opentelemetry_propagator",
+            "lumen_baggage",
+        ): "lumen_otel._correlation.propagator:RedactingBaggagePropagator",
     }
 
 

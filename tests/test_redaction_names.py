@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,35 @@ def test_the_shipped_lists_are_lower_case_and_ordered_by_frequency() -> None:
     assert NameDetector(first_names=10, surnames=10, cities=10).find("Caller: Zebulon Quist") == [
         (8, 21, "NAME")
     ]
+
+
+class TestInTheRedactor:
+    def test_off_by_default_on_with_the_setting_and_the_label_rules_still_run_first(
+        self, fresh_logging: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``LUMEN_REDACTION_UNLABELLED_NAMES=true`` adds the detector to every sink's redaction; a
+        labelled name is masked whole by the label rules, as without it."""
+        import json
+        import logging
+
+        import lumen_otel
+        from lumen_otel._redaction import Redactor
+
+        line = "User: Marcus Paulsen flew to Den Haag; patient John Smith SSN 123-45-6789"
+        assert "Marcus Paulsen" in Redactor().redact_text(line)
+        monkeypatch.setenv("LUMEN_REDACTION_UNLABELLED_NAMES", "true")
+        handle = lumen_otel.configure_logging(service_name="names", console=False, log_dir=str(tmp_path))
+        logging.getLogger("app").info(line)
+        handle.force_flush()
+        (record,) = [json.loads(x) for x in (tmp_path / "names.log").read_text().splitlines()]
+        assert (
+            "User: [REDACTED:NAME] flew to [REDACTED:ADDRESS]; patient [REDACTED:NAME] SSN [REDACTED:SSN]"
+        ) == record["message"]
+
+    def test_masking_twice_changes_nothing(self) -> None:
+        from lumen_otel._redaction import Redactor
+
+        redactor = Redactor(unlabelled_names=True)
+        once = redactor.redact_text("Ms. Jones flew to Den Haag with Brabec, Doyle and Gonzalez.")
+        assert once == redactor.redact_text(once)
+        assert "Jones" not in once and "Den Haag" not in once and "Gonzalez" not in once

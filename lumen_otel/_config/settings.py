@@ -602,6 +602,16 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Built-in PHI redaction rules; cannot be turned off when `LUMEN_ENV=prod`.",
     ),
     Parameter(
+        "redaction_unlabelled_names",
+        ("LUMEN_REDACTION_UNLABELLED_NAMES",),
+        False,
+        _bool,
+        "boolean",
+        "Also mask person names and places that no label announces (census name lists, a city list, "
+        "address shapes: `User: Marcus Paulsen`, `flew to Den Haag`), for services that log free text; "
+        "costs several times the label rules on lines with capitalised words (`docs/redaction.md`).",
+    ),
+    Parameter(
         "redaction_key",
         ("LUMEN_REDACTION_KEY",),
         None,
@@ -731,6 +741,7 @@ class Settings:
     correlation_header: str
     trust_incoming_ids: bool
     redaction: bool
+    redaction_unlabelled_names: bool
     redaction_key: str | None
     redaction_extra_keys: tuple[str, ...]
     redaction_extra_patterns: tuple[str, ...]

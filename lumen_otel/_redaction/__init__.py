@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from lumen_otel._redaction import hl7, patterns, prune
+from lumen_otel._redaction import names as _names
 from lumen_otel._redaction.patterns import HARD_PROTECTED, SOFT_AT
 from lumen_otel._state import STATE
 
@@ -153,6 +154,7 @@ class Redactor:
         "_ipv6",
         "_key",
         "_key_cache",
+        "_names",
         "_rules_by_stem",
         "_stem_trie",
         "_stem_trie_ci",
@@ -171,8 +173,12 @@ class Redactor:
         extra_patterns: Iterable[str] = (),
         defaults: bool = True,
         hl7_fields: Mapping[str, Mapping[int, str]] | None = None,
+        unlabelled_names: bool = False,
     ) -> None:
         self._key = key.encode() if isinstance(key, str) else key
+        # names and places with no label before them (word lists and shapes): opt-in, it costs
+        # several times the label rules on lines with capitalised words
+        self._names = _names.NameDetector() if unlabelled_names else None
         if self._key is not None and not self._key:
             raise ValueError("Redactor key must not be empty")
         self.defaults = defaults
@@ -312,6 +318,24 @@ class Redactor:
             return f"[REDACTED:{kind}]"
         digest = hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
         return f"{kind.lower()}:{digest[:12]}"
+
+    def _mask_unlabelled(self, text: str, counts: dict[str, int] | None) -> str:
+        """``text`` with the names and places :class:`~lumen_otel._redaction.names.NameDetector`
+        finds (no label before them) replaced; the label rules run on the result."""
+        assert self._names is not None
+        spans = self._names.find(text)
+        if not spans:
+            return text
+        parts: list[str] = []
+        last = 0
+        for start, end, kind in spans:
+            parts.append(text[last:start])
+            parts.append(self.token(kind, text[start:end]))
+            if counts is not None:
+                counts[kind] = counts.get(kind, 0) + 1
+            last = end
+        parts.append(text[last:])
+        return "".join(parts)
 
     def _mask(self, kind: str, value: str, counts: dict[str, int] | None) -> str:
         """Replace ``value`` but keep whitespace around it and never-redacted tokens inside it."""
@@ -495,6 +519,13 @@ class Redactor:
         # through here: the message, each ``extra`` value, span attributes.
         if not text:
             return text
+        if self._names is not None:  # after the label rules, which see the text as written
+            return self._mask_unlabelled(self._redact_labelled(text, counts, collect), counts)
+        return self._redact_labelled(text, counts, collect)
+
+    def _redact_labelled(
+        self, text: str, counts: dict[str, int] | None, collect: dict[str, str] | None = None
+    ) -> str:
         if "%" in text and self.defaults and _PERCENT.search(text) is not None:
             percent = self._redact_percent(text, counts, collect)
             if percent is not None:

@@ -201,6 +201,7 @@ def _build_redactor(settings: Settings) -> Redactor:
         extra_keys=settings.redaction_extra_keys,
         extra_patterns=settings.redaction_extra_patterns,
         defaults=settings.redaction,
+        unlabelled_names=settings.redaction_unlabelled_names,
     )
 
 

@@ -189,6 +189,13 @@ def redact_command(
     extra_pattern: list[str] = typer.Option(  # noqa: B008
         [], "--extra-pattern", help="Another regex to redact (repeatable).", show_default=False
     ),
+    unlabelled_names: bool = typer.Option(
+        False,
+        "--unlabelled-names",
+        envvar="LUMEN_REDACTION_UNLABELLED_NAMES",
+        show_envvar=True,
+        help="Also mask names and places no label announces (slower; see docs/redaction.md).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
 ) -> None:
     """Remove PHI from log files (plain text or JSON lines) or from stdin."""
@@ -198,7 +205,12 @@ def redact_command(
     try:
         if key:  # the rule the service applies to LUMEN_REDACTION_KEY: a short key is refused
             key = redaction_key("--key/LUMEN_REDACTION_KEY", key)
-        redactor = Redactor(key=key or None, extra_keys=extra_key, extra_patterns=extra_pattern)
+        redactor = Redactor(
+            key=key or None,
+            extra_keys=extra_key,
+            extra_patterns=extra_pattern,
+            unlabelled_names=unlabelled_names,
+        )
     except ValueError as exc:
         typer.echo(f"lumen-otel redact: {escape_text(exc)}", err=True)
         raise typer.Exit(2) from None
