@@ -382,7 +382,7 @@ def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "lumen-otel"), "doctor", *args],
         cwd=REPO,
-        env=clean_env(OTEL_SERVICE_NAME="orders", DJANGO_SETTINGS_MODULE="orders.settings", **env),
+        env=clean_env(OTEL_SERVICE_NAME="orders", **env),
         capture_output=True,
         text=True,
         timeout=60,
