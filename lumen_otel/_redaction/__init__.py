@@ -1089,7 +1089,9 @@ _JSON_STRING = re.compile(r'"((?:[^"\\\n]|\\.){1,200})"')
 # FHIR HumanName parts: on their own these keys say little ("family" history), under "name" a name.
 _FHIR_TEXT_KEYS = {"family": "NAME", "given": "NAME"}
 # A JSON object with a "value" and at most one nested object (a FHIR Identifier and its "type").
-_FHIR_IDENTIFIER = re.compile(r"\{[^{}]{0,600}+(?:\{[^{}]{0,400}+\}[^{}]{0,600}+)?\}")
+# (The runs exclude braces, so they cannot backtrack into each other; possessive quantifiers would
+# need Python 3.11.)
+_FHIR_IDENTIFIER = re.compile(r"\{[^{}]{0,600}(?:\{[^{}]{0,400}\}[^{}]{0,600})?\}")
 _JSON_VALUE = re.compile(r'"value"[ \t]*:[ \t]*"((?:[^"\\\n]|\\.){1,200})"')
 _SSN_SYSTEM = re.compile(
     r'"system"[ \t]*:[ \t]*"[^"]{0,200}?(?:ssn|social.?security|2\.16\.840\.1\.113883\.4\.1")'
